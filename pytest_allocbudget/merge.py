@@ -1,0 +1,78 @@
+"""Folding a run's measurements into the recorded budgets (``--alloc-update``).  Pure: returns a new value.
+
+Rules that keep the budget file trustworthy:
+
+* only entries measured in this run are touched; every other entry (tests deselected, skipped, failed, not
+  collected, other profiles) is carried over untouched;
+* a recorded value is rewritten only when the new measurement moved beyond the tolerance, in either direction,
+  so re-recording on another machine does not churn the file with noise;
+* a metric that was recorded but not measured this time is kept.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .store import BudgetFile, EntryKey, Values
+from .tolerance import Tolerance
+
+__all__ = ["Change", "MergeResult", "merge"]
+
+
+class Change(enum.Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass
+class MergeResult:
+    budgets: BudgetFile
+    changes: dict[EntryKey, Change] = field(default_factory=dict)
+
+    def count(self, change: Change) -> int:
+        return sum(1 for value in self.changes.values() if value is change)
+
+    @property
+    def modified(self) -> bool:
+        return any(change is not Change.UNCHANGED for change in self.changes.values())
+
+
+def merge_entry(
+    recorded: Mapping[str, int] | None,
+    measured: Mapping[str, int],
+    tolerances: Mapping[str, Tolerance],
+) -> tuple[Values, Change]:
+    """The entry to write for one measurement, and what happened to it."""
+    if recorded is None:
+        return dict(measured), Change.CREATED
+    values = dict(recorded)
+    change = Change.UNCHANGED
+    for metric, value in measured.items():
+        old = recorded.get(metric)
+        tolerance = tolerances.get(metric, Tolerance())
+        if old is None or tolerance.moved(old, value):
+            values[metric] = value
+            change = Change.UPDATED
+    return values, change
+
+
+def merge(
+    budgets: BudgetFile,
+    profile: str,
+    measured: Mapping[EntryKey, Mapping[str, int]],
+    tolerances: Mapping[EntryKey, Mapping[str, Tolerance]],
+) -> MergeResult:
+    """Fold ``measured`` (one run, one profile) into ``budgets``; the input is not modified."""
+    if not measured:
+        return MergeResult(budgets)
+    profiles = {name: dict(entries) for name, entries in budgets.profiles.items()}
+    entries = profiles.setdefault(profile, {})
+    result = MergeResult(BudgetFile(profiles))
+    for key, values in measured.items():
+        new, change = merge_entry(entries.get(key), values, tolerances.get(key, {}))
+        entries[key] = new
+        result.changes[key] = change
+    return result

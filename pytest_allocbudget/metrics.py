@@ -1,0 +1,49 @@
+"""The metrics the plugin knows, in one table.
+
+Everything downstream (the budget file's validation, the verdict, the reports, the docs) iterates over this table
+instead of naming metrics, so a new metric is a new row here plus a measurer that fills it in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .tolerance import Tolerance
+
+__all__ = ["METRICS", "Metric", "metric_names"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measured quantity: its name in the budget file, its unit and the tolerance used when none is set."""
+
+    name: str
+    unit: str  # "bytes" or "count": decides how limits are parsed and values rendered
+    summary: str
+    default_tolerance: Tolerance
+
+
+_BYTES_DEFAULT = Tolerance.parse("2%, 4 KiB", unit="bytes")
+
+METRICS: dict[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        Metric(
+            "peak",
+            "bytes",
+            "highest traced memory above the start of the region",
+            _BYTES_DEFAULT,
+        ),
+        Metric(
+            "retained",
+            "bytes",
+            "memory allocated in the region and still alive at its end, after a full collection",
+            _BYTES_DEFAULT,
+        ),
+    )
+}
+
+
+def metric_names() -> tuple[str, ...]:
+    """The metric names in their canonical (report and file) order."""
+    return tuple(METRICS)

@@ -1,0 +1,281 @@
+"""The wiring: options, the marker, the fixture and the hooks.  No measuring or judging happens here.
+
+All per-run state lives in one :class:`AllocBudgetPlugin` object registered with the plugin manager, so every hook
+is a method with one owner for its state; per-test data lives in ``item.stash``.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import unittest
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from .measure import Region
+from .regions import AllocBudget
+from .report import improvement_line, update_summary
+from .session import BudgetSession, Recorded
+from .settings import (
+    DEFAULT_FILE,
+    MARKER,
+    MARKER_HELP,
+    MarkerPlan,
+    SettingsError,
+    parse_marker,
+    parse_tolerances,
+    profile_name,
+    resolve_path,
+)
+from .store import BudgetFileError
+from .verdict import Status
+
+__all__ = ["AllocBudgetPlugin", "PytestAllocBudgetWarning"]
+
+PLUGIN_NAME = "allocbudget-session"
+DEFAULT_TOLERANCE = "2%, 4 KiB"
+
+_plan_key = pytest.StashKey["MarkerPlan | SettingsError"]()
+_recorded_key = pytest.StashKey["list[Recorded]"]()
+
+
+class PytestAllocBudgetWarning(pytest.PytestWarning):
+    """A warning from pytest-allocbudget."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("allocbudget", "allocation budgets (pytest-allocbudget)")
+    group.addoption(
+        "--alloc-update",
+        action="store_true",
+        default=False,
+        help="record the allocation budgets of the budgeted tests that run and pass; other entries are kept.",
+    )
+    group.addoption(
+        "--alloc-file",
+        metavar="PATH",
+        default=None,
+        help=f"budget file to read and write (default: ini alloc_budget_file, else {DEFAULT_FILE} at the rootdir).",
+    )
+    group.addoption(
+        "--alloc-tolerance",
+        metavar="SPEC",
+        default=None,
+        help="tolerance above a budget before a test fails: '5%%', '4 KiB', '2%%, 4 KiB' or "
+        "'peak: 5%%; retained: 0' (default: ini alloc_budget_tolerance, else '2%%, 4 KiB').",
+    )
+    parser.addini(
+        "alloc_budget_file",
+        help=f"budget file, relative to the ini file's directory (default: {DEFAULT_FILE} at the rootdir).",
+        default="",
+    )
+    parser.addini(
+        "alloc_budget_tolerance",
+        help=f"default tolerance above a budget, as for --alloc-tolerance (default: '{DEFAULT_TOLERANCE}').",
+        default="",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    config.pluginmanager.register(AllocBudgetPlugin(config), PLUGIN_NAME)
+
+
+@pytest.fixture
+def alloc_budget(request: pytest.FixtureRequest) -> AllocBudget:
+    """Measure named regions of a test, each held to its own budget: ``with alloc_budget.measure("x") as m:``."""
+    plugin: AllocBudgetPlugin = request.config.pluginmanager.getplugin(PLUGIN_NAME)
+    item = request.node
+    whole_test = isinstance(item.stash.get(_plan_key, None), MarkerPlan)
+    return AllocBudget(item.nodeid, plugin.session, item.stash.setdefault(_recorded_key, []).append, whole_test)
+
+
+class AllocBudgetPlugin:
+    """Owns the run's :class:`BudgetSession` and translates pytest's hooks into its calls."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        option_tolerance = config.getoption("--alloc-tolerance")
+        ini_tolerance = config.getini("alloc_budget_tolerance")
+        if option_tolerance:
+            source, spec = "--alloc-tolerance", option_tolerance
+        elif ini_tolerance:
+            source, spec = f"ini option alloc_budget_tolerance in {config.inipath}", ini_tolerance
+        else:
+            source, spec = "default tolerance", DEFAULT_TOLERANCE
+        try:
+            tolerances = parse_tolerances(spec, f"{source} = {spec!r}")
+        except SettingsError as error:
+            raise pytest.UsageError(str(error)) from None
+        path = resolve_path(
+            config.getoption("--alloc-file"),
+            config.getini("alloc_budget_file"),
+            config.inipath,
+            config.rootpath,
+            config.invocation_params.dir,
+        )
+        self.session = BudgetSession(
+            path=path,
+            update=bool(config.getoption("--alloc-update")),
+            profile=profile_name(),
+            tolerances=tolerances,
+            rootdir=config.rootpath,
+        )
+        self.write_error: str | None = None
+        self.measured_any = False
+        self.froze = False
+
+    # ----------------------------------------------------------------------------------------- session
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        try:
+            self.session.load()
+        except BudgetFileError as error:
+            raise pytest.UsageError(f"{error}\nFix the file by hand or restore it from version control.") from None
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        for item in items:
+            marks = [(mark.args, mark.kwargs) for mark in reversed(list(item.iter_markers(MARKER)))]
+            if not marks:
+                continue
+            try:
+                plan = parse_marker(marks, item.nodeid)
+            except SettingsError as error:
+                item.stash[_plan_key] = error
+                continue
+            if plan is None:
+                continue
+            cls = getattr(item, "cls", None)
+            if not isinstance(item, pytest.Function) or (cls is not None and issubclass(cls, unittest.TestCase)):
+                item.warn(
+                    PytestAllocBudgetWarning(
+                        f"{item.nodeid}: @pytest.mark.{MARKER} cannot measure this test: unittest.TestCase tests "
+                        "(and other non-function items) are run by their own framework, outside the hook that "
+                        "measures test functions. Write it as a plain pytest test function to budget it."
+                    )
+                )
+                continue
+            item.stash[_plan_key] = plan
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # Full collections before and after every region are the main cost of measuring; freezing what exists
+        # after collection (modules, pytest's own objects) keeps them cheap and still empties the free lists.
+        if any(_plan_key in item.stash for item in session.items):
+            gc.collect()
+            gc.freeze()
+            self.froze = True
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.froze:
+            gc.unfreeze()
+            self.froze = False
+
+    # ----------------------------------------------------------------------------------------- one test
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        plan = item.stash.get(_plan_key, None)
+        if isinstance(plan, SettingsError):
+            pytest.fail(str(plan), pytrace=False)
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Generator[None, Any, Any]:
+        # The test function itself is swapped for one that measures only its call: the innermost wrapper
+        # (trylast) swaps it last, and pytest's own calling code (argument dict, async and return checks)
+        # stays outside the measured window.
+        plan = pyfuncitem.stash.get(_plan_key, None)
+        if not isinstance(plan, MarkerPlan):
+            return (yield)
+        key = (pyfuncitem.nodeid, None)
+        function = pyfuncitem.obj
+        region = Region(explain=self.session.explainer(key, plan))
+        pyfuncitem.obj = _measured_call(function, region, plan.warmup)
+        try:
+            result = yield
+        finally:
+            pyfuncitem.obj = function
+        if region.measurement is not None:
+            pyfuncitem.stash.setdefault(_recorded_key, []).append(Recorded(key, region.measurement, plan))
+        return result
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        # The outermost wrapper (tryfirst), so it sees the report after xfail handling has adjusted it.
+        report = yield
+        if report.when != "call":
+            return report
+        recorded = item.stash.get(_recorded_key, [])
+        if not recorded:
+            return report
+        self.measured_any = True
+        passed = report.passed and not hasattr(report, "wasxfail")
+        problems = self.session.conclude(recorded, passed)
+        if problems:
+            report.outcome = "failed"
+            report.longrepr = "\n\n".join(problems)
+        return report
+
+    # ----------------------------------------------------------------------------------------- the end
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        try:
+            self.session.finish()
+        except BudgetFileError as error:
+            self.write_error = str(error)
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        s = self.session
+        if not self.measured_any and not s.update and self.write_error is None:
+            return
+        tr = terminalreporter
+        tr.write_sep("-", "allocation budgets")
+        counts = (
+            f"{len(s.verdicts)} measured, {s.count(Status.PASSED)} passed, {s.count(Status.FAILED)} failed, "
+            f"{s.count(Status.MISSING)} missing (profile {s.profile}, {_show(s.path, s.rootdir)})"
+        )
+        tr.write_line(counts)
+        unrecorded = s.count(Status.UNRECORDED)
+        if unrecorded and not s.update:
+            tr.write_line(
+                f"warning: {_show(s.path, s.rootdir)} has no budgets for {s.profile}; {unrecorded} budgeted "
+                f"test(s) were measured but not checked. Record them with: pytest --alloc-update",
+                yellow=True,
+            )
+        tighten = [v for v in s.verdicts if v.improvements]
+        if tighten and not s.update:
+            tr.write_line(f"{len(tighten)} budget(s) could be tightened (pytest --alloc-update records them):")
+            for verdict in tighten[:10]:
+                tr.write_line(f"  {improvement_line(verdict.key, verdict.improvements)}")
+            if len(tighten) > 10:
+                tr.write_line(f"  ... and {len(tighten) - 10} more")
+        if s.update and self.write_error is None:
+            tr.write_line(update_summary(s.change_counts(), _show(s.path, s.rootdir), s.written))
+        if self.write_error is not None:
+            tr.write_line(f"error: {self.write_error}", red=True, bold=True)
+
+
+def _measured_call(function: Callable[..., Any], region: Region, warmup: bool) -> Callable[..., Any]:
+    """``function``, measured by ``region`` when called; with ``warmup``, called once unmeasured first."""
+
+    @functools.wraps(function)
+    def measured(*args: Any, **kwargs: Any) -> Any:
+        if warmup:
+            function(*args, **kwargs)
+        with region:
+            return function(*args, **kwargs)
+
+    return measured
+
+
+def _show(path: Path, rootdir: Path | None) -> Path:
+    if rootdir is not None:
+        try:
+            return path.relative_to(rootdir)
+        except ValueError:
+            return path
+    return path

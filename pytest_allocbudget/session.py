@@ -1,0 +1,120 @@
+"""Per-run state: the budgets read at the start, the verdicts of the tests, the updates buffered for the end.
+
+One object owns all of it, so there is a single reader of the budget file (at session start) and a single writer
+(at session end, in update mode only).  A check run never writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import store
+from .measure import Explain, Measurement
+from .merge import Change, MergeResult, merge
+from .report import failure_text, missing_text
+from .settings import MarkerPlan
+from .store import BudgetFile, EntryKey, Values
+from .tolerance import Tolerance
+from .verdict import MetricStatus, Status, Verdict, judge
+
+__all__ = ["BudgetSession", "Recorded"]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One finished region of one test, waiting for the test's outcome."""
+
+    key: EntryKey
+    measurement: Measurement
+    plan: MarkerPlan
+
+
+@dataclass
+class BudgetSession:
+    path: Path
+    update: bool
+    profile: str
+    tolerances: Mapping[str, Tolerance]
+    rootdir: Path | None = None
+    budgets: BudgetFile = field(default_factory=BudgetFile)
+    verdicts: list[Verdict] = field(default_factory=list)
+    pending: dict[EntryKey, Values] = field(default_factory=dict)
+    pending_tolerances: dict[EntryKey, Mapping[str, Tolerance]] = field(default_factory=dict)
+    merged: MergeResult | None = None
+    written: bool = False
+
+    def load(self) -> None:
+        """Read the budget file once; raises :class:`store.BudgetFileError` naming the file and line."""
+        self.budgets = store.load(self.path)
+
+    @property
+    def profile_recorded(self) -> bool:
+        return bool(self.budgets.profile(self.profile))
+
+    def tolerances_for(self, plan: MarkerPlan) -> dict[str, Tolerance]:
+        return {**self.tolerances, **plan.tolerances}
+
+    def judge(self, key: EntryKey, values: Mapping[str, int], plan: MarkerPlan) -> Verdict:
+        return judge(
+            key,
+            self.profile,
+            values,
+            self.budgets.get(self.profile, key),
+            plan.limits,
+            self.tolerances_for(plan),
+            self.profile_recorded,
+        )
+
+    def explainer(self, key: EntryKey, plan: MarkerPlan) -> Explain:
+        """Asks for source lines only when the region is about to fail, so passing tests pay nothing for them."""
+
+        def explain(values: Mapping[str, int]) -> bool:
+            verdict = self.judge(key, values, plan)
+            if self.update:
+                return any(r.status is MetricStatus.OVER_LIMIT for r in verdict.metrics)
+            return verdict.status is Status.FAILED
+
+        return explain
+
+    def conclude(self, recorded: Sequence[Recorded], test_passed: bool) -> list[str]:
+        """Judge a finished test's regions; return failure texts (empty when the budgets hold).
+
+        Only a test that passed is judged or recorded: the numbers of a failing test describe the failure.
+        """
+        if not test_passed:
+            return []
+        problems: list[str] = []
+        for item in recorded:
+            verdict = self.judge(item.key, item.measurement.values, item.plan)
+            self.verdicts.append(verdict)
+            if self.update:
+                if any(r.status is MetricStatus.OVER_LIMIT for r in verdict.metrics):
+                    problems.append(failure_text(verdict, item.measurement.top_lines, self.rootdir, True))
+            elif verdict.status is Status.FAILED:
+                problems.append(failure_text(verdict, item.measurement.top_lines, self.rootdir, False))
+            elif verdict.status is Status.MISSING:
+                problems.append(missing_text(item.key, self.profile, self.path))
+        if self.update and not problems:
+            for item in recorded:
+                self.pending[item.key] = dict(item.measurement.values)
+                self.pending_tolerances[item.key] = self.tolerances_for(item.plan)
+        return problems
+
+    def finish(self) -> None:
+        """Update mode: fold this run's measurements into the budgets and write the file once, if it changed."""
+        if not self.update:
+            return
+        self.merged = merge(self.budgets, self.profile, self.pending, self.pending_tolerances)
+        if self.merged.modified:
+            store.save(self.path, self.merged.budgets)
+            self.written = True
+
+    def change_counts(self) -> dict[Change, int]:
+        if self.merged is None:
+            return {}
+        return {change: self.merged.count(change) for change in Change}
+
+    def count(self, status: Status) -> int:
+        return sum(1 for verdict in self.verdicts if verdict.status is status)

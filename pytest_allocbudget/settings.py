@@ -1,0 +1,166 @@
+"""Every setting, resolved in one place, with errors that say where a bad value came from.
+
+Precedence, highest first: the marker on the test, the command line, the ini file, the built-in default.
+"""
+
+from __future__ import annotations
+
+import sys
+import sysconfig
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .metrics import METRICS
+from .tolerance import Tolerance
+from .units import parse_size
+
+__all__ = [
+    "DEFAULT_FILE",
+    "MARKER",
+    "MarkerPlan",
+    "SettingsError",
+    "parse_marker",
+    "parse_tolerances",
+    "profile_name",
+]
+
+MARKER = "alloc_budget"
+DEFAULT_FILE = "allocbudget.yaml"
+MARKER_HELP = (
+    f"{MARKER}(enabled=True, *, peak=None, retained=None, tolerance=None, warmup=False): "
+    "measure this test's allocations and hold them to the budget recorded in the budget file "
+    "(pytest --alloc-update records it); peak=/retained= add hard limits (bytes, or '2 MiB'); "
+    "tolerance='5%' or {'peak': '4 KiB'} overrides the tolerance; warmup=True runs the test once unmeasured first."
+)
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the setting's source."""
+
+
+def profile_name() -> str:
+    """The budget profile of this interpreter, such as ``cpython-3.11`` (``cpython-3.13t`` when free-threaded).
+
+    Object sizes and allocation patterns change between Python versions and implementations, so budgets recorded
+    on one cannot be held against another.
+    """
+    suffix = "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
+    return f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}{suffix}"
+
+
+def parse_tolerances(spec: object, source: str) -> dict[str, Tolerance]:
+    """Parse a tolerance setting into per-metric tolerances.
+
+    Forms: a single spec (``"5%"``, ``"4 KiB"``, ``"2%, 4 KiB"``, ``0``), which applies to every metric whose unit
+    it fits (a spec with a byte size skips count metrics); ``"peak: 5%; retained: 0"`` (ini); or a mapping
+    ``{"peak": "5%"}`` (marker).  ``source`` names the setting in errors.
+    """
+    if isinstance(spec, Mapping):
+        return {str(name): _one(name, value, source) for name, value in spec.items()}
+    if isinstance(spec, str) and ":" in spec:
+        result: dict[str, Tolerance] = {}
+        for part in spec.split(";"):
+            if not part.strip():
+                continue
+            name, sep, value = part.partition(":")
+            if not sep:
+                raise SettingsError(f"{source}: expected 'metric: tolerance' in {part.strip()!r}")
+            result[name.strip()] = _one(name.strip(), value.strip(), source)
+        return result
+    result = {}
+    errors = []
+    for metric in METRICS.values():
+        try:
+            result[metric.name] = Tolerance.parse(spec, metric.unit)
+        except ValueError as error:
+            errors.append(error)
+    if not result:
+        raise SettingsError(f"{source}: {errors[0]}")
+    return result
+
+
+def _one(name: object, value: object, source: str) -> Tolerance:
+    metric = METRICS.get(str(name))
+    if metric is None:
+        raise SettingsError(f"{source}: unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
+    try:
+        return Tolerance.parse(value, metric.unit)
+    except ValueError as error:
+        raise SettingsError(f"{source}: {name}: {error}") from None
+
+
+@dataclass(frozen=True)
+class MarkerPlan:
+    """What the marker asks of one test."""
+
+    limits: Mapping[str, int] = field(default_factory=dict)
+    tolerances: Mapping[str, Tolerance] = field(default_factory=dict)
+    warmup: bool = False
+
+
+_MARKER_KEYWORDS = ("tolerance", "warmup", *METRICS)
+
+
+def parse_marker(marks: Iterable[tuple[tuple[object, ...], Mapping[str, object]]], nodeid: str) -> MarkerPlan | None:
+    """Merge a test's ``alloc_budget`` markers (farthest first, so the closest wins) into a plan.
+
+    Returns ``None`` when the closest marker says ``alloc_budget(False)``.  Raises :class:`SettingsError`
+    naming the test, the argument and the value.
+    """
+    enabled = True
+    kwargs: dict[str, object] = {}
+    for args, mark_kwargs in marks:
+        if len(args) > 1:
+            raise SettingsError(
+                f"{nodeid}: @pytest.mark.{MARKER} takes at most one positional argument (enabled), got {args!r}"
+            )
+        if args:
+            if not isinstance(args[0], bool):
+                raise SettingsError(f"{nodeid}: @pytest.mark.{MARKER}: enabled must be True or False, got {args[0]!r}")
+            enabled = args[0]
+        kwargs.update(mark_kwargs)
+    if not enabled:
+        return None
+    limits: dict[str, int] = {}
+    tolerances: dict[str, Tolerance] = {}
+    warmup = False
+    where = f"{nodeid}: @pytest.mark.{MARKER}"
+    for name, value in kwargs.items():
+        if name == "warmup":
+            if not isinstance(value, bool):
+                raise SettingsError(f"{where}: warmup must be True or False, got {value!r}")
+            warmup = value
+        elif name == "tolerance":
+            if value is not None:
+                tolerances = parse_tolerances(value, f"{where}: tolerance={value!r}")
+        elif name in METRICS:
+            if value is not None:
+                limits[name] = _limit(value, METRICS[name].unit, f"{where}: {name}={value!r}")
+        else:
+            raise SettingsError(
+                f"{where}: unknown argument {name}={value!r}; expected one of {', '.join(_MARKER_KEYWORDS)}"
+            )
+    return MarkerPlan(limits, tolerances, warmup)
+
+
+def _limit(value: object, unit: str, source: str) -> int:
+    try:
+        if unit == "bytes":
+            return parse_size(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    except ValueError as error:
+        raise SettingsError(f"{source}: {error}") from None
+
+
+def resolve_path(option: str | None, ini: str, inipath: Path | None, rootdir: Path, invocation: Path) -> Path:
+    """Where the budget file lives: ``--alloc-file`` (relative to the invocation directory), else the ini key
+    (relative to the ini file's directory), else ``allocbudget.yaml`` at the rootdir."""
+    if option:
+        return (invocation / option).resolve()
+    if ini:
+        base = inipath.parent if inipath is not None else rootdir
+        return (base / ini).resolve()
+    return (rootdir / DEFAULT_FILE).resolve()
