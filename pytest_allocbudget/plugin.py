@@ -11,10 +11,11 @@ import gc
 import unittest
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
+from .explain import PeakExplanation, explain_peak
 from .measure import Region
 from .regions import AllocBudget
 from .report import improvement_line, update_summary
@@ -66,6 +67,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="tolerance above a budget before a test fails: '5%%', '4 KiB', '2%%, 4 KiB' or "
         "'peak: 5%%; retained: 0' (default: ini alloc_budget_tolerance, else '2%%, 4 KiB').",
+    )
+    group.addoption(
+        "--alloc-explain",
+        metavar="MODE",
+        default=None,
+        help="how a failing peak is explained: 'rerun' calls a failing marker-budgeted test once more under "
+        "tracemalloc to find the lines behind its peak; 'end' only lists what is alive at the end "
+        "(default: ini alloc_budget_explain, else 'rerun').",
+    )
+    parser.addini(
+        "alloc_budget_explain",
+        help="how a failing peak is explained, as for --alloc-explain (default: 'rerun').",
+        default="",
     )
     parser.addini(
         "alloc_budget_file",
@@ -124,6 +138,11 @@ class AllocBudgetPlugin:
             tolerances=tolerances,
             rootdir=config.rootpath,
         )
+        explain = config.getoption("--alloc-explain") or config.getini("alloc_budget_explain") or "rerun"
+        if explain not in ("rerun", "end"):
+            source = "--alloc-explain" if config.getoption("--alloc-explain") else "ini option alloc_budget_explain"
+            raise pytest.UsageError(f"{source}: expected 'rerun' or 'end', got {explain!r}")
+        self.rerun = explain == "rerun"
         self.write_error: str | None = None
         self.measured_any = False
         self.froze = False
@@ -191,13 +210,27 @@ class AllocBudgetPlugin:
         key = (pyfuncitem.nodeid, None)
         function = pyfuncitem.obj
         region = Region(explain=self.session.explainer(key, plan))
-        pyfuncitem.obj = _measured_call(function, region, plan.warmup)
+        explanation: list[PeakExplanation] = []
+
+        @functools.wraps(function)
+        def measured(*args: Any, **kwargs: Any) -> Any:
+            if plan.warmup:
+                function(*args, **kwargs)
+            with region:
+                result = function(*args, **kwargs)
+            measurement = region.measurement
+            if self.rerun and measurement is not None and self.session.peak_failed(key, measurement.values, plan):
+                explanation.append(explain_peak(lambda: function(*args, **kwargs)))
+            return result
+
+        pyfuncitem.obj = measured
         try:
             result = yield
         finally:
             pyfuncitem.obj = function
         if region.measurement is not None:
-            pyfuncitem.stash.setdefault(_recorded_key, []).append(Recorded(key, region.measurement, plan))
+            recorded = Recorded(key, region.measurement, plan, explanation[0] if explanation else None)
+            pyfuncitem.stash.setdefault(_recorded_key, []).append(recorded)
         return result
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -257,19 +290,6 @@ class AllocBudgetPlugin:
             tr.write_line(update_summary(s.change_counts(), _show(s.path, s.rootdir), s.written))
         if self.write_error is not None:
             tr.write_line(f"error: {self.write_error}", red=True, bold=True)
-
-
-def _measured_call(function: Callable[..., Any], region: Region, warmup: bool) -> Callable[..., Any]:
-    """``function``, measured by ``region`` when called; with ``warmup``, called once unmeasured first."""
-
-    @functools.wraps(function)
-    def measured(*args: Any, **kwargs: Any) -> Any:
-        if warmup:
-            function(*args, **kwargs)
-        with region:
-            return function(*args, **kwargs)
-
-    return measured
 
 
 def _show(path: Path, rootdir: Path | None) -> Path:

@@ -10,6 +10,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .explain import PeakExplanation
 from .measure import LineStat
 from .merge import Change
 from .store import EntryKey
@@ -64,16 +65,37 @@ def metric_line(result: MetricResult) -> str:
     )
 
 
-def _lines_text(lines: Sequence[LineStat], rootdir: Path | None) -> list[str]:
-    if not lines:
-        return [
-            "no block allocated in the region was still alive at its end: the excess was temporary "
-            "(see docs/measuring.md on finding a peak's source)"
-        ]
-    out = ["top source lines holding memory allocated in the region, at its end (tracemalloc):"]
-    for line in lines:
-        name = _relative(line.filename, rootdir)
-        out.append(f"  {name}:{line.lineno}: {format_bytes(line.size)} in {line.count:,} block(s)")
+def _stat_lines(lines: Sequence[LineStat], rootdir: Path | None) -> list[str]:
+    return [
+        f"  {_relative(line.filename, rootdir)}:{line.lineno}: {format_bytes(line.size)} in {line.count:,} block(s)"
+        for line in lines
+    ]
+
+
+def _lines_text(
+    verdict: Verdict, lines: Sequence[LineStat], peak: PeakExplanation | None, rootdir: Path | None
+) -> list[str]:
+    out = []
+    peak_failed = any(result.metric == "peak" for result in verdict.failures)
+    if peak is not None and peak.lines:
+        out.append(
+            f"source lines holding memory near the peak, from a second run of the test under tracemalloc "
+            f"(captured at {format_bytes(peak.captured)} of its {format_bytes(peak.peak)} peak):"
+        )
+        out.extend(_stat_lines(peak.lines, rootdir))
+    elif peak is not None and peak.error:
+        out.append(f"the peak could not be explained by a second run: {peak.error}")
+    if lines:
+        out.append("source lines holding memory allocated in the region at its end (tracemalloc):")
+        out.extend(_stat_lines(lines, rootdir))
+    elif not (peak is not None and peak.lines):
+        if peak_failed:
+            out.append(
+                "no block allocated in the region was still alive at its end, so the excess was temporary; "
+                "regions are not re-run, so measure a smaller region or the test as a whole to find its lines"
+            )
+        else:
+            out.append("tracemalloc found no block of the region alive at its end")
     return out
 
 
@@ -86,11 +108,17 @@ def _relative(filename: str, rootdir: Path | None) -> str:
         return filename
 
 
-def failure_text(verdict: Verdict, lines: Sequence[LineStat], rootdir: Path | None, update: bool) -> str:
+def failure_text(
+    verdict: Verdict,
+    lines: Sequence[LineStat],
+    peak: PeakExplanation | None,
+    rootdir: Path | None,
+    update: bool,
+) -> str:
     """The long report of a region that failed its budget or a limit."""
     out = [f"allocation budget exceeded: {describe_key(verdict.key)} (profile {verdict.profile})"]
     out.extend(f"  {metric_line(result)}" for result in verdict.failures)
-    out.extend(_lines_text(lines, rootdir))
+    out.extend(_lines_text(verdict, lines, peak, rootdir))
     if any(result.status is MetricStatus.REGRESSED for result in verdict.failures) and not update:
         out.append(f"if the increase is intended, re-record: {rerecord_command(verdict.key[0])}")
     elif all(result.status is MetricStatus.OVER_LIMIT for result in verdict.failures):

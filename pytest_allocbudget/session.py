@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import store
+from .explain import PeakExplanation
 from .measure import Explain, Measurement
 from .merge import Change, MergeResult, merge
 from .report import failure_text, missing_text
@@ -29,6 +30,7 @@ class Recorded:
     key: EntryKey
     measurement: Measurement
     plan: MarkerPlan
+    peak_explanation: PeakExplanation | None = None
 
 
 @dataclass
@@ -78,6 +80,13 @@ class BudgetSession:
 
         return explain
 
+    def peak_failed(self, key: EntryKey, values: Mapping[str, int], plan: MarkerPlan) -> bool:
+        """Whether ``peak`` is among the metrics that fail, the case where a second run can tell more."""
+        for result in self.judge(key, values, plan).failures:
+            if result.metric == "peak" and (result.status is MetricStatus.OVER_LIMIT or not self.update):
+                return True
+        return False
+
     def conclude(self, recorded: Sequence[Recorded], test_passed: bool) -> list[str]:
         """Judge a finished test's regions; return failure texts (empty when the budgets hold).
 
@@ -89,12 +98,11 @@ class BudgetSession:
         for item in recorded:
             verdict = self.judge(item.key, item.measurement.values, item.plan)
             self.verdicts.append(verdict)
-            if self.update:
-                if any(r.status is MetricStatus.OVER_LIMIT for r in verdict.metrics):
-                    problems.append(failure_text(verdict, item.measurement.top_lines, self.rootdir, True))
-            elif verdict.status is Status.FAILED:
-                problems.append(failure_text(verdict, item.measurement.top_lines, self.rootdir, False))
-            elif verdict.status is Status.MISSING:
+            over_limit = any(r.status is MetricStatus.OVER_LIMIT for r in verdict.metrics)
+            if over_limit or (verdict.status is Status.FAILED and not self.update):
+                lines = item.measurement.top_lines
+                problems.append(failure_text(verdict, lines, item.peak_explanation, self.rootdir, self.update))
+            elif verdict.status is Status.MISSING and not self.update:
                 problems.append(missing_text(item.key, self.profile, self.path))
         if self.update and not problems:
             for item in recorded:

@@ -1,0 +1,35 @@
+"""Shared test setup.
+
+The outer session runs with the plugin disabled (``-p no:allocbudget`` in pyproject.toml): tracemalloc and the
+collector are process-wide, and the inner sessions that pytester runs are the ones under test.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=50, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+INI = """\
+[pytest]
+addopts = -p no:cacheprovider -p no:randomly -p no:xdist
+"""
+
+
+@pytest.fixture
+def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A pytester with a fixed ini, so every inner session behaves the same whatever the outer one does."""
+    pytester.makefile(".ini", pytest=INI)
+    for name in ("PYTEST_ADDOPTS", "CI", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    return pytester
