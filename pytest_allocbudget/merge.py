@@ -15,6 +15,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .metrics import METRICS
 from .store import BudgetFile, EntryKey, Values
 from .tolerance import Tolerance
 
@@ -52,7 +53,7 @@ def merge_entry(
     change = Change.UNCHANGED
     for metric, value in measured.items():
         old = recorded.get(metric)
-        tolerance = tolerances.get(metric, Tolerance())
+        tolerance = tolerances.get(metric) or METRICS[metric].default_tolerance
         if old is None or tolerance.moved(old, value):
             values[metric] = value
             change = Change.UPDATED
@@ -72,6 +73,8 @@ def merge(
     entries = profiles.setdefault(profile, {})
     result = MergeResult(BudgetFile(profiles))
     for key, values in measured.items():
+        if not values:
+            continue  # nothing measured: an empty entry would make the file unreadable
         new, change = merge_entry(entries.get(key), values, tolerances.get(key, {}))
         entries[key] = new
         result.changes[key] = change

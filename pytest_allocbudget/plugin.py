@@ -18,7 +18,7 @@ import pytest
 from .explain import PeakExplanation, explain_peak
 from .measure import Region
 from .regions import AllocBudget
-from .report import improvement_line, update_summary
+from .report import summary_lines
 from .session import BudgetSession, Recorded
 from .settings import (
     DEFAULT_FILE,
@@ -32,7 +32,6 @@ from .settings import (
     resolve_path,
 )
 from .store import BudgetFileError
-from .verdict import Status
 
 __all__ = ["AllocBudgetPlugin", "PytestAllocBudgetWarning"]
 
@@ -265,31 +264,18 @@ class AllocBudgetPlugin:
         s = self.session
         if not self.measured_any and not s.update and self.write_error is None:
             return
-        tr = terminalreporter
-        tr.write_sep("-", "allocation budgets")
-        counts = (
-            f"{len(s.verdicts)} measured, {s.count(Status.PASSED)} passed, {s.count(Status.FAILED)} failed, "
-            f"{s.count(Status.MISSING)} missing (profile {s.profile}, {_show(s.path, s.rootdir)})"
+        terminalreporter.write_sep("-", "allocation budgets")
+        lines = summary_lines(
+            s.verdicts,
+            s.profile,
+            _show(s.path, s.rootdir),
+            s.change_counts() if s.update else None,
+            s.written,
         )
-        tr.write_line(counts)
-        unrecorded = s.count(Status.UNRECORDED)
-        if unrecorded and not s.update:
-            tr.write_line(
-                f"warning: {_show(s.path, s.rootdir)} has no budgets for {s.profile}; {unrecorded} budgeted "
-                f"test(s) were measured but not checked. Record them with: pytest --alloc-update",
-                yellow=True,
-            )
-        tighten = [v for v in s.verdicts if v.improvements]
-        if tighten and not s.update:
-            tr.write_line(f"{len(tighten)} budget(s) could be tightened (pytest --alloc-update records them):")
-            for verdict in tighten[:10]:
-                tr.write_line(f"  {improvement_line(verdict.key, verdict.improvements)}")
-            if len(tighten) > 10:
-                tr.write_line(f"  ... and {len(tighten) - 10} more")
-        if s.update and self.write_error is None:
-            tr.write_line(update_summary(s.change_counts(), _show(s.path, s.rootdir), s.written))
+        for text, color in lines:
+            terminalreporter.write_line(text, **({color: True} if color else {}))
         if self.write_error is not None:
-            tr.write_line(f"error: {self.write_error}", red=True, bold=True)
+            terminalreporter.write_line(f"error: {self.write_error}", red=True, bold=True)
 
 
 def _show(path: Path, rootdir: Path | None) -> Path:

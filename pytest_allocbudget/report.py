@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .explain import PeakExplanation
@@ -15,7 +15,7 @@ from .measure import LineStat
 from .merge import Change
 from .store import EntryKey
 from .units import format_bytes, format_quantity
-from .verdict import MetricResult, MetricStatus, Verdict
+from .verdict import MetricResult, MetricStatus, Status, Verdict
 
 __all__ = [
     "describe_key",
@@ -142,7 +142,42 @@ def improvement_line(key: EntryKey, results: Iterable[MetricResult]) -> str:
     return f"{describe_key(key)}: {', '.join(parts)}"
 
 
-def update_summary(changes: dict[Change, int], path: Path, written: bool) -> str:
-    counts = ", ".join(f"{changes.get(change, 0)} {change.value}" for change in Change)
-    action = f"wrote {path}" if written else f"{path} unchanged"
-    return f"{action}: {counts}"
+def summary_lines(
+    verdicts: Sequence[Verdict],
+    profile: str,
+    path: Path,
+    changes: Mapping[Change, int] | None,
+    written: bool,
+) -> list[tuple[str, str | None]]:
+    """The terminal summary section: (text, colour) lines.  ``changes`` is given in update mode only."""
+
+    def count(status: Status) -> int:
+        return sum(1 for verdict in verdicts if verdict.status is status)
+
+    if changes is not None:
+        counts = ", ".join(f"{changes.get(change, 0)} {change.value}" for change in Change)
+        action = f"wrote {path}" if written else f"{path} unchanged"
+        return [(f"{len(verdicts)} measured (profile {profile})", None), (f"{action}: {counts}", None)]
+    lines: list[tuple[str, str | None]] = [
+        (
+            f"{len(verdicts)} measured, {count(Status.PASSED)} passed, {count(Status.FAILED)} failed, "
+            f"{count(Status.MISSING)} missing (profile {profile}, {path})",
+            None,
+        )
+    ]
+    unrecorded = count(Status.UNRECORDED)
+    if unrecorded:
+        lines.append(
+            (
+                f"warning: {path} has no budgets for {profile}; {unrecorded} budgeted test(s) were measured "
+                "but not checked. Record them with: pytest --alloc-update",
+                "yellow",
+            )
+        )
+    tighten = [verdict for verdict in verdicts if verdict.improvements]
+    if tighten:
+        lines.append((f"{len(tighten)} budget(s) could be tightened (pytest --alloc-update records them):", None))
+        lines.extend((f"  {improvement_line(v.key, v.improvements)}", None) for v in tighten[:10])
+        if len(tighten) > 10:
+            lines.append((f"  ... and {len(tighten) - 10} more", None))
+    return lines

@@ -99,7 +99,7 @@ class MarkerPlan:
     warmup: bool = False
 
 
-_MARKER_KEYWORDS = ("tolerance", "warmup", *METRICS)
+_MARKER_KEYWORDS = ("enabled", "tolerance", "warmup", *METRICS)
 
 
 def parse_marker(marks: Iterable[tuple[tuple[object, ...], Mapping[str, object]]], nodeid: str) -> MarkerPlan | None:
@@ -120,6 +120,11 @@ def parse_marker(marks: Iterable[tuple[tuple[object, ...], Mapping[str, object]]
                 raise SettingsError(f"{nodeid}: @pytest.mark.{MARKER}: enabled must be True or False, got {args[0]!r}")
             enabled = args[0]
         kwargs.update(mark_kwargs)
+        if "enabled" in kwargs:
+            value = kwargs.pop("enabled")
+            if not isinstance(value, bool):
+                raise SettingsError(f"{nodeid}: @pytest.mark.{MARKER}: enabled must be True or False, got {value!r}")
+            enabled = value
     if not enabled:
         return None
     limits: dict[str, int] = {}

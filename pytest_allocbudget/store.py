@@ -39,7 +39,7 @@ FORMAT_VERSION = 1
 HEADER = """\
 # Allocation budgets for pytest-allocbudget.
 # Recorded with `pytest --alloc-update`; checked by every plain `pytest` run.
-# Values are measured numbers (bytes); the tolerance is applied when checking.
+# Values are what was measured; the tolerance is added when checking, not stored.
 # Review changes to this file like code: a larger number is a regression accepted.
 """
 
@@ -189,8 +189,8 @@ def loads(text: str, source: str = "<budget file>") -> BudgetFile:
         raise BudgetFileError(f"{source}: not valid YAML: {error}") from error
     finally:
         loader.dispose()
-    if root is None:
-        return BudgetFile()
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
+        return BudgetFile()  # an empty file, or one holding only "---"
     return _Reader(loader, source).document(root)
 
 
@@ -208,7 +208,10 @@ class _Reader:
     def scalar(self, node: yaml.Node, path: str) -> object:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, path, "expected a single value, not a list or a mapping")
-        return self.loader.construct_object(node, deep=True)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError) as error:  # unknown tags, "!!int abc"
+            raise self.fail(node, path, f"cannot read this value: {error}") from None
 
     def mapping(self, node: yaml.Node, path: str) -> Iterator[tuple[str, yaml.Node, str]]:
         """The string keys of a mapping node, with their value nodes and key paths; rejects duplicates."""
@@ -234,7 +237,7 @@ class _Reader:
             raise self.fail(root, "", f"missing 'version: {FORMAT_VERSION}'")
         version_node, version_path = fields["version"]
         version = self.scalar(version_node, version_path)
-        if version != FORMAT_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) or version != FORMAT_VERSION:
             raise self.fail(
                 version_node,
                 version_path,

@@ -17,7 +17,7 @@ from .units import parse_size
 
 __all__ = ["Tolerance"]
 
-_PERCENT_RE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*%\s*$")
+_PERCENT_RE = re.compile(r"^\s*(?P<number>[0-9]+(?:\.[0-9]+)?)\s*%\s*$")
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Tolerance:
 def _parse_absolute(value: object, unit: str) -> int:
     if unit == "bytes":
         return parse_size(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
@@ -100,9 +100,18 @@ def _parse_absolute(value: object, unit: str) -> int:
 
 
 def _format_percent(percent: Fraction) -> str:
+    """Exact decimal form, so that ``parse(describe())`` gives the same tolerance back."""
     if percent.denominator == 1:
         return str(percent.numerator)
-    return f"{float(percent):g}"
+    digits = 0
+    scaled = percent
+    while scaled.denominator != 1 and digits < 30:  # parse() only makes finite decimals
+        scaled *= 10
+        digits += 1
+    if scaled.denominator != 1:
+        return repr(float(percent))
+    text = str(scaled.numerator).rjust(digits + 1, "0")
+    return f"{text[:-digits]}.{text[-digits:]}"
 
 
 def _format_absolute(value: int, unit: str) -> str:

@@ -22,7 +22,7 @@ UNIT_FACTORS: dict[str, int] = {
     "GiB": 1024**3,
 }
 _UNITS_FOLDED = {name.lower(): factor for name, factor in UNIT_FACTORS.items()}
-_SIZE_RE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z]*)\s*$")
+_SIZE_RE = re.compile(r"^\s*(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[A-Za-z]*)\s*$")
 
 
 def parse_size(value: object) -> int:
@@ -63,7 +63,8 @@ def format_bytes(value: int) -> str:
     if magnitude < 1024:
         return f"{sign}{magnitude} B"
     for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if magnitude >= factor:
+        # Compare after rounding, so that 1,048,575 B reads "1.0 MiB", not "1024.0 KiB".
+        if round(magnitude / factor, 1) >= 1 or unit == "KiB":
             return f"{sign}{magnitude / factor:.1f} {unit}"
     raise AssertionError("unreachable")  # pragma: no cover
 

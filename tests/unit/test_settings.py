@@ -1,0 +1,256 @@
+"""Unit tests of :mod:`pytest_allocbudget.settings`."""
+
+from __future__ import annotations
+
+import platform
+import re
+import sys
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_allocbudget import settings
+from pytest_allocbudget.metrics import METRICS
+from pytest_allocbudget.settings import (
+    DEFAULT_FILE,
+    MARKER,
+    MarkerPlan,
+    SettingsError,
+    parse_marker,
+    parse_tolerances,
+    profile_name,
+    resolve_path,
+)
+from pytest_allocbudget.tolerance import Tolerance
+
+NODE = "tests/test_a.py::test_a[1]"
+SOURCE = "--alloc-tolerance = 'x'"
+FIVE = Tolerance(percent=Fraction(5))
+
+Marks = list[tuple[tuple[object, ...], Mapping[str, object]]]
+
+# ------------------------------------------------------------------------------------------------ tolerances
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("5%", {"peak": FIVE, "retained": FIVE}),
+        ("2%, 4 KiB", {name: Tolerance(Fraction(2), 4096) for name in METRICS}),
+        (0, {"peak": Tolerance(), "retained": Tolerance()}),
+        pytest.param("peak: 5%; retained: 0", {"peak": FIVE, "retained": Tolerance()}, marks=pytest.mark.smoke),
+        ("peak: 5%, 1 KiB", {"peak": Tolerance(Fraction(5), 1024)}),
+        (" peak : 5% ; ", {"peak": FIVE}),
+        ("retained: 4 KiB;", {"retained": Tolerance(absolute=4096)}),
+        ({"peak": "5%"}, {"peak": FIVE}),
+        ({"peak": "5%", "retained": 0}, {"peak": FIVE, "retained": Tolerance()}),
+        ({}, {}),
+    ],
+)
+def test_parse_tolerances(spec: object, expected: dict[str, Tolerance]) -> None:
+    assert parse_tolerances(spec, SOURCE) == expected
+
+
+@pytest.mark.parametrize("spec", ["bogus: 5%", "peak: 5%; heap: 1 KiB", {"heap": "5%"}])
+def test_parse_tolerances_unknown_metric(spec: object) -> None:
+    with pytest.raises(SettingsError) as info:
+        parse_tolerances(spec, SOURCE)
+    message = str(info.value)
+    assert message.startswith(f"{SOURCE}: unknown metric ")
+    assert message.endswith("known metrics: peak, retained")
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("peak: lots", "peak: "),
+        ("peak: 5%; retained: -1", "retained: "),
+        ({"peak": "1.5 B"}, "peak: "),
+        ({"retained": True}, "retained: "),
+        ("peak: 5%; 3%", "expected 'metric: tolerance' in '3%'"),
+        ("five percent", "got 'five percent'"),
+        ("", "expected a tolerance"),
+        (True, "expected a tolerance"),
+        (1.5, "expected a tolerance"),
+        ("5%, 6%", "two percentages"),
+    ],
+)
+def test_parse_tolerances_bad_value_names_the_source(spec: object, fragment: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        parse_tolerances(spec, SOURCE)
+    message = str(info.value)
+    assert message.startswith(f"{SOURCE}: ")
+    assert fragment in message
+
+
+def test_settings_error_is_a_value_error() -> None:
+    assert issubclass(SettingsError, ValueError)
+
+
+# ------------------------------------------------------------------------------------------------ marker
+
+
+def test_parse_marker_bare() -> None:
+    assert parse_marker([((), {})], NODE) == MarkerPlan()
+    assert parse_marker([((True,), {})], NODE) == MarkerPlan({}, {}, False)
+
+
+def test_parse_marker_all_arguments() -> None:
+    plan = parse_marker([((), {"peak": "2 MiB", "retained": 0, "tolerance": "5%", "warmup": True})], NODE)
+    assert plan == MarkerPlan({"peak": 2 * 1024**2, "retained": 0}, {"peak": FIVE, "retained": FIVE}, True)
+
+
+def test_parse_marker_none_values_are_ignored() -> None:
+    plan = parse_marker([((), {"peak": None, "retained": None, "tolerance": None})], NODE)
+    assert plan == MarkerPlan()
+
+
+def test_parse_marker_tolerance_mapping() -> None:
+    plan = parse_marker([((), {"tolerance": {"retained": "1 KiB"}})], NODE)
+    assert plan is not None
+    assert plan.tolerances == {"retained": Tolerance(absolute=1024)}
+
+
+def test_parse_marker_closest_wins() -> None:
+    marks: Marks = [
+        ((), {"peak": "1 MiB", "retained": 100, "tolerance": "5%"}),  # module
+        ((), {"peak": "2 MiB", "warmup": True}),  # class
+        ((), {"peak": 300}),  # function: closest
+    ]
+    plan = parse_marker(marks, NODE)
+    assert plan == MarkerPlan({"peak": 300, "retained": 100}, {"peak": FIVE, "retained": FIVE}, True)
+
+
+def test_parse_marker_closer_none_clears_a_farther_limit() -> None:
+    plan = parse_marker([((), {"peak": 100}), ((), {"peak": None})], NODE)
+    assert plan == MarkerPlan()
+
+
+def test_parse_marker_disabled() -> None:
+    assert parse_marker([((False,), {})], NODE) is None
+    assert parse_marker([((True,), {"peak": 1}), ((False,), {})], NODE) is None  # closest says False
+    assert parse_marker([((False,), {}), ((True,), {"peak": 1})], NODE) == MarkerPlan({"peak": 1})  # closest True
+
+
+def test_parse_marker_bare_closer_marker_keeps_a_farther_false() -> None:
+    # docs/reference.md: "a bare @pytest.mark.alloc_budget under alloc_budget(False) stays off"
+    assert parse_marker([((False,), {}), ((), {})], NODE) is None
+    assert parse_marker([((False,), {}), ((), {"peak": 1})], NODE) is None
+
+
+def test_parse_marker_disabled_does_not_validate_arguments() -> None:
+    assert parse_marker([((False,), {"peak": "lots"})], NODE) is None
+
+
+@pytest.mark.parametrize("args", [(1,), ("yes",), (None,), (True, False)])
+def test_parse_marker_bad_positional(args: tuple[object, ...]) -> None:
+    with pytest.raises(SettingsError) as info:
+        parse_marker([(args, {})], NODE)
+    message = str(info.value)
+    assert message.startswith(f"{NODE}: @pytest.mark.{MARKER}")
+    assert repr(args if len(args) > 1 else args[0]) in message
+
+
+def test_parse_marker_unknown_keyword_names_node_argument_and_value() -> None:
+    with pytest.raises(SettingsError) as info:
+        parse_marker([((), {"heap": "1 MiB"})], NODE)
+    assert str(info.value) == (
+        f"{NODE}: @pytest.mark.{MARKER}: unknown argument heap='1 MiB'; "
+        "expected one of enabled, tolerance, warmup, peak, retained"
+    )
+
+
+def test_parse_marker_enabled_by_keyword() -> None:
+    assert parse_marker([((), {"enabled": False})], NODE) is None
+    assert parse_marker([((), {"enabled": True, "peak": 5})], NODE) == MarkerPlan(limits={"peak": 5})
+    with pytest.raises(SettingsError, match=r"enabled must be True or False, got 'no'"):
+        parse_marker([((), {"enabled": "no"})], NODE)
+
+
+@pytest.mark.parametrize(("name", "value"), [("peak", "lots"), ("peak", "1.5 B"), ("retained", -1), ("peak", 1.5)])
+def test_parse_marker_bad_size(name: str, value: object) -> None:
+    with pytest.raises(SettingsError) as info:
+        parse_marker([((), {name: value})], NODE)
+    assert str(info.value).startswith(f"{NODE}: @pytest.mark.{MARKER}: {name}={value!r}: ")
+
+
+@pytest.mark.parametrize("value", [1, "yes", None, 0])
+def test_parse_marker_warmup_must_be_bool(value: object) -> None:
+    with pytest.raises(SettingsError) as info:
+        parse_marker([((), {"warmup": value})], NODE)
+    assert str(info.value) == f"{NODE}: @pytest.mark.{MARKER}: warmup must be True or False, got {value!r}"
+
+
+def test_parse_marker_bad_tolerance_names_node_and_value() -> None:
+    with pytest.raises(SettingsError) as info:
+        parse_marker([((), {"tolerance": "5%, 6%"})], NODE)
+    message = str(info.value)
+    assert message.startswith(f"{NODE}: @pytest.mark.{MARKER}: tolerance='5%, 6%': ")
+    assert "two percentages" in message
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(["peak", "retained"]), st.integers(0, 10**9)), max_size=5))
+def test_parse_marker_limits_are_the_closest_values(kwargs_per_mark: list[dict[str, int]]) -> None:
+    expected: dict[str, int] = {}
+    for kwargs in kwargs_per_mark:
+        expected.update(kwargs)
+    plan = parse_marker([((), kwargs) for kwargs in kwargs_per_mark], NODE)
+    assert plan is not None
+    assert dict(plan.limits) == expected
+
+
+# ------------------------------------------------------------------------------------------------ profile
+
+
+def test_profile_name_format() -> None:
+    name = profile_name()
+    assert name.startswith(f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}")
+    assert re.fullmatch(r"[a-z]+-\d+\.\d+t?", name)
+    if platform.python_implementation() == "CPython":
+        assert re.match(r"^cpython-3\.\d+t?$", name)
+
+
+def test_profile_name_free_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings.sysconfig, "get_config_var", lambda name: 1 if name == "Py_GIL_DISABLED" else None)
+    assert profile_name().endswith("t")
+    monkeypatch.setattr(settings.sysconfig, "get_config_var", lambda name: 0)
+    assert not profile_name().endswith("t")
+
+
+# ------------------------------------------------------------------------------------------------ path
+
+
+def test_resolve_path_option_wins_relative_to_invocation(tmp_path: Path) -> None:
+    path = resolve_path("sub/budgets.yaml", "ini.yaml", tmp_path / "cfg" / "pytest.ini", tmp_path / "root", tmp_path)
+    assert path == (tmp_path / "sub" / "budgets.yaml").resolve()
+
+
+def test_resolve_path_absolute_option(tmp_path: Path) -> None:
+    target = tmp_path / "abs.yaml"
+    assert resolve_path(str(target), "ini.yaml", None, tmp_path / "root", tmp_path / "elsewhere") == target.resolve()
+
+
+def test_resolve_path_ini_relative_to_ini_file(tmp_path: Path) -> None:
+    path = resolve_path(None, "b/budgets.yaml", tmp_path / "cfg" / "tox.ini", tmp_path / "root", tmp_path / "inv")
+    assert path == (tmp_path / "cfg" / "b" / "budgets.yaml").resolve()
+
+
+def test_resolve_path_ini_without_inipath_uses_rootdir(tmp_path: Path) -> None:
+    path = resolve_path("", "budgets.yaml", None, tmp_path / "root", tmp_path / "inv")
+    assert path == (tmp_path / "root" / "budgets.yaml").resolve()
+
+
+def test_resolve_path_default(tmp_path: Path) -> None:
+    path = resolve_path(None, "", tmp_path / "cfg" / "pytest.ini", tmp_path / "root", tmp_path / "inv")
+    assert path == (tmp_path / "root" / DEFAULT_FILE).resolve()
+    assert DEFAULT_FILE == "allocbudget.yaml"
+
+
+def test_resolve_path_is_normalised(tmp_path: Path) -> None:
+    path = resolve_path("a/../b.yaml", "", None, tmp_path, tmp_path)
+    assert path == (tmp_path / "b.yaml").resolve()
+    assert path.is_absolute()

@@ -1,0 +1,544 @@
+"""Unit and property tests of :mod:`pytest_allocbudget.store`: the budget file's format, reading and writing."""
+
+from __future__ import annotations
+
+import os
+import random
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_allocbudget import store
+from pytest_allocbudget.store import HEADER, BudgetFile, BudgetFileError, dump, load, loads, save
+
+SOURCE = "budgets.yaml"
+
+# ------------------------------------------------------------------------------------------------ strategies
+
+odd_pieces = st.sampled_from(
+    [
+        "::",
+        "[",
+        "]",
+        "'",
+        '"',
+        "\\",
+        ": ",
+        " #",
+        "- ",
+        "?",
+        "{",
+        "}",
+        ",",
+        "&",
+        "*",
+        "!",
+        "|",
+        ">",
+        "%",
+        "@",
+        "`",
+        "<<",
+        "=",
+        "~",
+        "null",
+        "true",
+        "no",
+        "0x1F",
+        "1.5",
+        "12",
+        "é",
+        "日本",
+        "😀",
+        "\t",
+        " ",
+        "\n",
+        "regions",
+        "peak",
+    ]
+)
+node_ids = st.one_of(
+    st.text(max_size=40),
+    st.lists(st.one_of(odd_pieces, st.text(max_size=5)), max_size=8).map("".join),
+    st.builds(
+        "tests/{}.py::{}[{}]".format,
+        st.from_regex(r"[a-z_/]{1,20}", fullmatch=True),
+        st.from_regex(r"test_[a-z0-9_]{1,20}", fullmatch=True),
+        st.text(max_size=20),
+    ),
+    st.text(min_size=120, max_size=300),  # long keys: YAML switches to explicit '? ' keys past 128 characters
+)
+regions = st.one_of(st.none(), st.text(max_size=20), odd_pieces)
+values = st.dictionaries(
+    st.sampled_from(["peak", "retained"]), st.integers(min_value=0, max_value=2**63), min_size=1, max_size=2
+)
+profile_names = st.one_of(st.sampled_from(["cpython-3.9", "cpython-3.13t", "pypy-3.10"]), st.text(max_size=15))
+budget_files = st.builds(
+    BudgetFile,
+    st.dictionaries(profile_names, st.dictionaries(st.tuples(node_ids, regions), values, max_size=6), max_size=3),
+)
+
+
+def budget(entries: dict[tuple[str, str | None], dict[str, int]], profile: str = "cpython-3.11") -> BudgetFile:
+    return BudgetFile({profile: entries})
+
+
+# ------------------------------------------------------------------------------------------------ dump
+
+
+@pytest.mark.smoke
+def test_dump_layout() -> None:
+    budgets = budget(
+        {
+            ("tests/test_b.py::test_b[x]", None): {"retained": 0, "peak": 7},
+            ("tests/test_a.py::test_a", "setup"): {"peak": 5},
+            ("tests/test_a.py::test_a", None): {"retained": 0, "peak": 100},
+            ("tests/test_a.py::test_a", "body"): {"peak": 50, "retained": 1},
+        }
+    )
+    assert dump(budgets) == HEADER + (
+        "version: 1\n"
+        "profiles:\n"
+        "  cpython-3.11:\n"
+        "    tests/test_a.py::test_a:\n"
+        "      peak: 100\n"
+        "      retained: 0\n"
+        "      regions:\n"
+        "        body:\n"
+        "          peak: 50\n"
+        "          retained: 1\n"
+        "        setup:\n"
+        "          peak: 5\n"
+        "    tests/test_b.py::test_b[x]:\n"
+        "      peak: 7\n"
+        "      retained: 0\n"
+    )
+    assert loads(dump(budgets)) == budgets
+
+
+def test_dump_empty() -> None:
+    text = dump(BudgetFile())
+    assert text.startswith(HEADER)
+    assert loads(text) == BudgetFile()
+    assert yaml.safe_load(text) == {"version": 1, "profiles": {}}
+
+
+def test_header_is_comments_only() -> None:
+    assert HEADER.endswith("\n")
+    assert all(line.startswith("# ") for line in HEADER.splitlines())
+    assert "pytest --alloc-update" in HEADER
+
+
+def test_dump_writes_plain_integers() -> None:
+    class Count(int):
+        pass
+
+    text = dump(budget({("t", None): {"peak": Count(5)}}))
+    assert "peak: 5\n" in text
+    assert "!!" not in text  # no Python-specific tags
+
+
+@given(budget_files)
+def test_dump_starts_with_header_and_version_before_profiles(budgets: BudgetFile) -> None:
+    text = dump(budgets)
+    assert text.startswith(HEADER)
+    body = text[len(HEADER) :]
+    assert body.startswith("version: 1\nprofiles:")
+    assert text.index("version: 1") < text.index("profiles")
+    assert text.isascii()  # odd characters are escaped, so the bytes are stable everywhere
+
+
+@given(budget_files)
+def test_dump_loads_round_trip(budgets: BudgetFile) -> None:
+    assert loads(dump(budgets), source=SOURCE) == budgets
+
+
+@given(budget_files, st.randoms(use_true_random=False))
+def test_dump_is_deterministic_whatever_the_insertion_order(budgets: BudgetFile, rnd: random.Random) -> None:
+    profiles = list(budgets.profiles.items())
+    rnd.shuffle(profiles)
+    shuffled = BudgetFile()
+    for name, entries in profiles:
+        items = list(entries.items())
+        rnd.shuffle(items)
+        shuffled.profiles[name] = {}
+        for key, vals in items:
+            metrics = list(vals.items())
+            rnd.shuffle(metrics)
+            shuffled.profiles[name][key] = dict(metrics)
+    assert shuffled == budgets
+    assert dump(shuffled) == dump(budgets)
+
+
+@given(budget_files)
+def test_entries_are_in_file_order_and_len_counts_them(budgets: BudgetFile) -> None:
+    entries = list(budgets.entries())
+    assert len(entries) == len(budgets)
+    order = [(profile, key[0], key[1] or "") for profile, key, _ in entries]
+    assert order == sorted(order)
+    for profile, key, vals in entries:
+        assert budgets.get(profile, key) == vals
+        assert budgets.profile(profile)[key] == vals
+
+
+def test_accessors_on_missing_profile_and_key() -> None:
+    budgets = budget({("t", None): {"peak": 1}})
+    assert budgets.profile("pypy-3.10") == {}
+    assert budgets.get("pypy-3.10", ("t", None)) is None
+    assert budgets.get("cpython-3.11", ("t", "region")) is None
+    assert budgets.get("cpython-3.11", ("t", None)) == {"peak": 1}
+    assert len(BudgetFile()) == 0
+
+
+# ------------------------------------------------------------------------------------------------ save / load
+
+
+def test_save_then_load(tmp_path: Path) -> None:
+    path = tmp_path / "allocbudget.yaml"
+    budgets = budget({("t", None): {"peak": 1}, ("t", "r"): {"retained": 2}})
+    save(path, budgets)
+    assert path.read_text(encoding="utf-8") == dump(budgets)
+    assert load(path) == budgets
+    assert os.listdir(tmp_path) == ["allocbudget.yaml"]
+
+
+def test_save_creates_missing_directories(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "allocbudget.yaml"
+    save(path, BudgetFile())
+    assert load(path) == BudgetFile()
+
+
+def test_save_uses_unix_newlines(tmp_path: Path) -> None:
+    path = tmp_path / "allocbudget.yaml"
+    save(path, budget({("t", None): {"peak": 1}}))
+    assert b"\r" not in path.read_bytes()
+
+
+def test_save_keeps_the_mode_of_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "allocbudget.yaml"
+    path.write_text("version: 1\n")
+    path.chmod(0o640)
+    save(path, budget({("t", None): {"peak": 1}}))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_save_new_file_follows_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "allocbudget.yaml"
+    old = os.umask(0o027)
+    try:
+        save(path, BudgetFile())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # 0o666 & ~0o027, not mkstemp's 0o600
+
+
+def _old_file(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "allocbudget.yaml"
+    old = dump(budget({("old", None): {"peak": 1}}))
+    path.write_text(old, encoding="utf-8")
+    return path, old
+
+
+def test_save_is_atomic_when_the_rename_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, old = _old_file(tmp_path)
+
+    def failing_replace(src: object, dst: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(store.os, "replace", failing_replace)
+    with pytest.raises(BudgetFileError) as info:
+        save(path, budget({("new", None): {"peak": 2}}))
+    assert str(path) in str(info.value)
+    assert "Permission denied" in str(info.value)
+    assert path.read_text(encoding="utf-8") == old
+    assert os.listdir(tmp_path) == ["allocbudget.yaml"]  # the temporary file is gone
+
+
+def test_save_is_atomic_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, old = _old_file(tmp_path)
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "fsync", failing_fsync)
+    with pytest.raises(BudgetFileError, match="No space left on device") as info:
+        save(path, budget({("new", None): {"peak": 2}}))
+    assert str(path) in str(info.value)
+    assert path.read_text(encoding="utf-8") == old
+    assert os.listdir(tmp_path) == ["allocbudget.yaml"]
+
+
+def test_save_is_atomic_on_an_unexpected_exception(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, old = _old_file(tmp_path)
+
+    def interrupted(src: object, dst: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save(path, budget({("new", None): {"peak": 2}}))
+    assert path.read_text(encoding="utf-8") == old
+    assert os.listdir(tmp_path) == ["allocbudget.yaml"]
+
+
+def test_save_leaves_the_old_file_when_serialising_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, old = _old_file(tmp_path)
+
+    def failing_dump(*args: object, **kwargs: object) -> str:
+        raise yaml.YAMLError("cannot represent")
+
+    monkeypatch.setattr(store.yaml, "safe_dump", failing_dump)
+    with pytest.raises(yaml.YAMLError):
+        save(path, budget({("new", None): {"peak": 2}}))
+    assert path.read_text(encoding="utf-8") == old
+    assert os.listdir(tmp_path) == ["allocbudget.yaml"]
+
+
+def test_save_under_a_regular_file_names_the_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    path = blocker / "sub" / "allocbudget.yaml"
+    with pytest.raises(BudgetFileError) as info:
+        save(path, BudgetFile())
+    assert str(info.value).startswith(f"cannot write the budget file {path}: ")
+    assert blocker.read_text() == "not a directory"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores directory permissions")
+def test_save_to_unwritable_directory_names_the_path(tmp_path: Path) -> None:
+    directory = tmp_path / "locked"
+    directory.mkdir()
+    directory.chmod(0o500)
+    try:
+        path = directory / "allocbudget.yaml"
+        with pytest.raises(BudgetFileError) as info:
+            save(path, BudgetFile())
+        assert str(path) in str(info.value)
+        assert "Permission denied" in str(info.value)
+        assert os.listdir(directory) == []
+    finally:
+        directory.chmod(0o700)
+
+
+def test_load_missing_file_is_empty(tmp_path: Path) -> None:
+    budgets = load(tmp_path / "nope.yaml")
+    assert budgets == BudgetFile()
+    assert len(budgets) == 0
+
+
+def test_load_unreadable_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(BudgetFileError) as info:
+        load(tmp_path)  # a directory
+    assert str(info.value).startswith(f"cannot read the budget file {tmp_path}: ")
+
+
+def test_load_non_utf8_names_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "allocbudget.yaml"
+    path.write_bytes(b"version: 1\nprofiles:\n  \xff\xfe: {}\n")
+    with pytest.raises(BudgetFileError, match="cannot read the budget file") as info:
+        load(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "allocbudget.yaml"
+    path.write_text("version: 2\n")
+    with pytest.raises(BudgetFileError) as info:
+        load(path)
+    assert str(info.value).startswith(f"{path}:1 at version: unsupported version 2")
+
+
+# ------------------------------------------------------------------------------------------------ loads: accepted
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n"])
+def test_loads_empty_document(text: str) -> None:
+    assert loads(text) == BudgetFile()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version: 1\n", BudgetFile()),
+        ("version: 1\nprofiles:\n", BudgetFile()),
+        ("version: 1\nprofiles: {}\n", BudgetFile()),
+        ("profiles: {}\nversion: 1\n", BudgetFile()),  # key order does not matter when reading
+        ("version: 1\nprofiles:\n  p:\n", BudgetFile({"p": {}})),
+        ("version: 1\nprofiles: {p: {t: {peak: 1}}}\n", budget({("t", None): {"peak": 1}}, "p")),
+        (
+            "version: 1\nprofiles:\n  p:\n    t:\n      regions:\n        r: {retained: 3}\n",
+            budget({("t", "r"): {"retained": 3}}, "p"),
+        ),
+        ("version: 1\nprofiles:\n  p:\n    t:\n      peak: 0x10\n", budget({("t", None): {"peak": 16}}, "p")),
+    ],
+)
+def test_loads_accepts(text: str, expected: BudgetFile) -> None:
+    assert loads(text) == expected
+
+
+# ------------------------------------------------------------------------------------------------ loads: errors
+
+
+def _error(text: str) -> str:
+    with pytest.raises(BudgetFileError) as info:
+        loads(text, source=SOURCE)
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("version: 1\nprofiles:\n  p: a: b\n", 3),
+        ("version: 1\nprofiles:\n  p:\n    t: {peak: 1\n", 5),
+        ("version: 1\nprofiles:\n  p:\n\t t: 1\n", 4),
+        ("version: 1\n---\nversion: 1\n", 2),  # two documents
+    ],
+)
+def test_loads_invalid_yaml_names_source_and_line(text: str, line: int) -> None:
+    message = _error(text)
+    assert message.startswith(f"{SOURCE}:{line}: not valid YAML: ")
+
+
+def test_loads_default_source() -> None:
+    with pytest.raises(BudgetFileError, match=r"^<budget file>:1 at version: "):
+        loads("version: 3\n")
+
+
+def test_loads_unknown_metric_names_key_path_and_line() -> None:
+    text = "version: 1\nprofiles:\n  cpython-3.11:\n    tests/test_a.py::test_x:\n      peak: 100\n      heap: 5\n"
+    assert _error(text) == (
+        f"{SOURCE}:6 at profiles.cpython-3.11.tests/test_a.py::test_x.heap: "
+        "unknown metric 'heap'; known metrics: peak, retained"
+    )
+
+
+def test_loads_unknown_metric_in_a_region() -> None:
+    text = "version: 1\nprofiles:\n  p:\n    t:\n      regions:\n        r:\n          peak: 1\n          rss: 2\n"
+    message = _error(text)
+    assert message.startswith(f"{SOURCE}:8 at profiles.p.t.regions.r.rss: unknown metric 'rss'")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("lots", "'lots'"),
+        ("'100'", "'100'"),
+        ("-1", "-1"),
+        ("1.5", "1.5"),
+        ("1.0", "1.0"),
+        ("true", "True"),
+        ("no", "False"),
+        ("null", "None"),
+        ("", "None"),
+        ("2001-01-01", "datetime.date(2001, 1, 1)"),
+    ],
+)
+def test_loads_wrong_value_names_the_key(value: str, shown: str) -> None:
+    text = f"version: 1\nprofiles:\n  p:\n    t:\n      retained: 3\n      peak: {value}\n"
+    assert _error(text) == f"{SOURCE}:6 at profiles.p.t.peak: expected a whole number >= 0, got {shown}"
+
+
+@pytest.mark.parametrize("value", ["[1]", "{a: 1}", "\n        - 1"])
+def test_loads_collection_value_names_the_key(value: str) -> None:
+    text = f"version: 1\nprofiles:\n  p:\n    t:\n      peak: {value}\n"
+    message = _error(text)
+    assert message.startswith(f"{SOURCE}:")
+    assert message.endswith("at profiles.p.t.peak: expected a single value, not a list or a mapping")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "key"),
+    [
+        ("version: 1\nversion: 1\n", 2, "version", "version"),
+        ("version: 1\nprofiles:\n  p: {}\n  p: {}\n", 4, "profiles.p", "p"),
+        ("version: 1\nprofiles:\n  p:\n    t: {peak: 1}\n    t: {peak: 2}\n", 5, "profiles.p.t", "t"),
+        ("version: 1\nprofiles:\n  p:\n    t:\n      peak: 1\n      peak: 2\n", 6, "profiles.p.t.peak", "peak"),
+        ("version: 1\nprofiles:\n  p:\n    t:\n      peak: 1\n      'peak': 2\n", 6, "profiles.p.t.peak", "peak"),
+        (
+            "version: 1\nprofiles:\n  p:\n    t:\n      regions:\n        r: {peak: 1}\n        r: {peak: 1}\n",
+            7,
+            "profiles.p.t.regions.r",
+            "r",
+        ),
+    ],
+)
+def test_loads_duplicate_keys_are_rejected_with_the_line(text: str, line: int, path: str, key: str) -> None:
+    assert _error(text) == f"{SOURCE}:{line} at {path}: duplicate key {key!r}"
+
+
+@pytest.mark.parametrize(("version", "shown"), [("2", "2"), ("0", "0"), ("'1'", "'1'"), ("null", "None")])
+def test_loads_wrong_version(version: str, shown: str) -> None:
+    message = _error(f"# comment\nversion: {version}\nprofiles: {{}}\n")
+    assert message == (f"{SOURCE}:2 at version: unsupported version {shown}; this pytest-allocbudget reads version 1")
+
+
+@pytest.mark.parametrize("version", ["true", "1.0"])
+def test_loads_rejects_version_that_only_compares_equal_to_1(version: str) -> None:
+    message = _error(f"version: {version}\nprofiles: {{}}\n")
+    assert message.startswith(f"{SOURCE}:1 at version: unsupported version")
+
+
+def test_loads_missing_version() -> None:
+    assert _error("profiles: {}\n") == f"{SOURCE}:1: missing 'version: 1'"
+
+
+@pytest.mark.parametrize(("key", "line"), [("budgets", 2), ("Version", 3)])
+def test_loads_unknown_top_level_key(key: str, line: int) -> None:
+    text = "version: 1\n" + ("profiles: {}\n" if line == 3 else "") + f"{key}: {{}}\n"
+    assert _error(text) == f"{SOURCE}:{line} at {key}: unknown key; expected 'version' and 'profiles'"
+
+
+@pytest.mark.parametrize("text", ["- version\n- 1\n", "just text\n", "42\n"])
+def test_loads_root_must_be_a_mapping(text: str) -> None:
+    assert _error(text) == f"{SOURCE}:1: expected a mapping of names to values"
+
+
+def test_loads_profiles_must_be_a_mapping() -> None:
+    assert _error("version: 1\nprofiles:\n  - p\n") == (
+        f"{SOURCE}:3 at profiles: expected a mapping of names to values"
+    )
+
+
+def test_loads_non_text_key() -> None:
+    text = "version: 1\nprofiles:\n  p:\n    123: {peak: 1}\n"
+    assert _error(text) == f"{SOURCE}:4 at profiles.p: expected a text key, got 123"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "message"),
+    [
+        ("version: 1\nprofiles:\n  p:\n    t: {}\n", 4, "profiles.p.t", "an entry needs at least one metric or region"),
+        (
+            "version: 1\nprofiles:\n  p:\n    t:\n      regions: {}\n",
+            5,
+            "profiles.p.t",
+            "an entry needs at least one metric or region",
+        ),
+        (
+            "version: 1\nprofiles:\n  p:\n    t:\n      regions:\n        r: {}\n",
+            6,
+            "profiles.p.t.regions.r",
+            "an entry needs at least one metric",
+        ),
+        ("version: 1\nprofiles:\n  p:\n    t:\n", 4, "profiles.p.t", "expected a mapping of names to values"),
+    ],
+)
+def test_loads_empty_entry(text: str, line: int, path: str, message: str) -> None:
+    assert _error(text) == f"{SOURCE}:{line} at {path}: {message}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version: 1\nprofiles: !custom x\n",
+        "version: 1\nprofiles:\n  p:\n    t:\n      peak: !!int abc\n",
+        "version: !!python/name:os.system\n",
+    ],
+)
+def test_loads_bad_tags_are_budget_file_errors(text: str) -> None:
+    message = _error(text)
+    assert message.startswith(f"{SOURCE}:")
