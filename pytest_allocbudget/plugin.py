@@ -11,7 +11,7 @@ import gc
 import unittest
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -22,24 +22,24 @@ from .report import summary_lines
 from .session import BudgetSession, Recorded
 from .settings import (
     DEFAULT_FILE,
+    DEFAULT_TOLERANCE,
     MARKER,
     MARKER_HELP,
     MarkerPlan,
     SettingsError,
     parse_marker,
-    parse_tolerances,
     profile_name,
-    resolve_path,
+    resolve_run_settings,
 )
 from .store import BudgetFileError
 
 __all__ = ["AllocBudgetPlugin", "PytestAllocBudgetWarning"]
 
 PLUGIN_NAME = "allocbudget-session"
-DEFAULT_TOLERANCE = "2%, 4 KiB"
 
 _plan_key = pytest.StashKey["MarkerPlan | SettingsError"]()
 _recorded_key = pytest.StashKey["list[Recorded]"]()
+_judged_key = pytest.StashKey[bool]()
 
 
 class PytestAllocBudgetWarning(pytest.PytestWarning):
@@ -103,7 +103,17 @@ def alloc_budget(request: pytest.FixtureRequest) -> AllocBudget:
     plugin: AllocBudgetPlugin = request.config.pluginmanager.getplugin(PLUGIN_NAME)
     item = request.node
     whole_test = isinstance(item.stash.get(_plan_key, None), MarkerPlan)
-    return AllocBudget(item.nodeid, plugin.session, item.stash.setdefault(_recorded_key, []).append, whole_test)
+    recorded = item.stash.setdefault(_recorded_key, [])
+
+    def sink(entry: Recorded) -> None:
+        if item.stash.get(_judged_key, False):
+            raise RuntimeError(
+                f"{item.nodeid}: region {entry.key[1]!r} ended after the test's call was judged (in a fixture's "
+                "teardown?); measure regions in the test function or in fixture setup"
+            )
+        recorded.append(entry)
+
+    return AllocBudget(item.nodeid, plugin.session, sink, whole_test)
 
 
 class AllocBudgetPlugin:
@@ -111,49 +121,36 @@ class AllocBudgetPlugin:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        option_tolerance = config.getoption("--alloc-tolerance")
-        ini_tolerance = config.getini("alloc_budget_tolerance")
-        if option_tolerance:
-            source, spec = "--alloc-tolerance", option_tolerance
-        elif ini_tolerance:
-            source, spec = f"ini option alloc_budget_tolerance in {config.inipath}", ini_tolerance
-        else:
-            source, spec = "default tolerance", DEFAULT_TOLERANCE
         try:
-            tolerances = parse_tolerances(spec, f"{source} = {spec!r}")
+            settings = resolve_run_settings(
+                config.getoption,
+                config.getini,
+                config.inipath,
+                config.rootpath,
+                config.invocation_params.dir,
+            )
         except SettingsError as error:
             raise pytest.UsageError(str(error)) from None
-        path = resolve_path(
-            config.getoption("--alloc-file"),
-            config.getini("alloc_budget_file"),
-            config.inipath,
-            config.rootpath,
-            config.invocation_params.dir,
-        )
+        if settings.update and _xdist_active(config):
+            raise pytest.UsageError(
+                "--alloc-update cannot run under pytest-xdist yet (each worker would write the budget file); "
+                "record serially: pytest -p no:xdist --alloc-update"
+            )
         self.session = BudgetSession(
-            path=path,
-            update=bool(config.getoption("--alloc-update")),
+            path=settings.path,
+            update=settings.update,
             profile=profile_name(),
-            tolerances=tolerances,
+            tolerances=settings.tolerances,
             rootdir=config.rootpath,
         )
-        explain = config.getoption("--alloc-explain") or config.getini("alloc_budget_explain") or "rerun"
-        if explain not in ("rerun", "end"):
-            source = "--alloc-explain" if config.getoption("--alloc-explain") else "ini option alloc_budget_explain"
-            raise pytest.UsageError(f"{source}: expected 'rerun' or 'end', got {explain!r}")
-        self.rerun = explain == "rerun"
+        self.rerun = settings.rerun_to_explain
         self.write_error: str | None = None
         self.measured_any = False
         self.froze = False
 
     # ----------------------------------------------------------------------------------------- session
 
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        try:
-            self.session.load()
-        except BudgetFileError as error:
-            raise pytest.UsageError(f"{error}\nFix the file by hand or restore it from version control.") from None
-
+    @pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have removed what will not run
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         for item in items:
             marks = [(mark.args, mark.kwargs) for mark in reversed(list(item.iter_markers(MARKER)))]
@@ -179,12 +176,21 @@ class AllocBudgetPlugin:
             item.stash[_plan_key] = plan
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        budgeted = [
+            item for item in session.items if _plan_key in item.stash or MARKER in getattr(item, "fixturenames", ())
+        ]
+        if not budgeted:
+            return  # nothing to measure: the budget file is not even read
+        try:
+            self.session.load()
+        except BudgetFileError as error:
+            raise pytest.UsageError(f"{error}\nFix the file by hand or restore it from version control.") from None
+        _warm_up(self.session)
         # Full collections before and after every region are the main cost of measuring; freezing what exists
         # after collection (modules, pytest's own objects) keeps them cheap and still empties the free lists.
-        if any(_plan_key in item.stash for item in session.items):
-            gc.collect()
-            gc.freeze()
-            self.froze = True
+        gc.collect()
+        gc.freeze()
+        self.froze = True
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.froze:
@@ -211,18 +217,12 @@ class AllocBudgetPlugin:
         region = Region(explain=self.session.explainer(key, plan))
         explanation: list[PeakExplanation] = []
 
-        @functools.wraps(function)
-        def measured(*args: Any, **kwargs: Any) -> Any:
-            if plan.warmup:
-                function(*args, **kwargs)
-            with region:
-                result = function(*args, **kwargs)
+        def explain_peak_if_failed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             measurement = region.measurement
             if self.rerun and measurement is not None and self.session.peak_failed(key, measurement.values, plan):
                 explanation.append(explain_peak(lambda: function(*args, **kwargs)))
-            return result
 
-        pyfuncitem.obj = measured
+        pyfuncitem.obj = measured_call(function, region, plan.warmup, explain_peak_if_failed)
         try:
             result = yield
         finally:
@@ -240,6 +240,7 @@ class AllocBudgetPlugin:
         report = yield
         if report.when != "call":
             return report
+        item.stash[_judged_key] = True  # regions measured from now on (in teardown) could not be judged
         recorded = item.stash.get(_recorded_key, [])
         if not recorded:
             return report
@@ -269,13 +270,60 @@ class AllocBudgetPlugin:
             s.verdicts,
             s.profile,
             _show(s.path, s.rootdir),
-            s.change_counts() if s.update else None,
+            s.change_counts() if s.update and self.write_error is None else None,
             s.written,
         )
         for text, color in lines:
             terminalreporter.write_line(text, **({color: True} if color else {}))
         if self.write_error is not None:
             terminalreporter.write_line(f"error: {self.write_error}", red=True, bold=True)
+
+
+def measured_call(
+    function: Callable[..., Any],
+    region: Region,
+    warmup: bool,
+    after: Callable[[tuple[Any, ...], dict[str, Any]], None],
+) -> Callable[..., Any]:
+    """``function``, measured by ``region`` when called; with ``warmup``, called once unmeasured first.
+
+    ``after`` runs once the region has closed, with the call's arguments (to re-run the test for an explanation).
+    """
+
+    @functools.wraps(function)
+    def measured(*args: Any, **kwargs: Any) -> Any:
+        if warmup:
+            function(*args, **kwargs)
+        if args or kwargs:
+            with region:
+                result = function(*args, **kwargs)
+        else:
+            with region:
+                result = function()  # no argument tuple or dict is built inside the region
+        after(args, kwargs)
+        return result
+
+    return measured
+
+
+def _warm_up(session: BudgetSession) -> None:
+    """Run each measuring code path once, unrecorded, before the first test.
+
+    On Python 3.9 and 3.10 a function's first call allocates a frame that its code object keeps for later calls;
+    without this, the first measured test or region of a run would retain those frames as its own.
+    """
+
+    def ignore(*args: Any, **kwargs: Any) -> None:
+        del args, kwargs
+
+    measured_call(ignore, Region(), False, ignore)()
+    measured_call(ignore, Region(), False, ignore)(1, x=2)
+    with AllocBudget("<warm-up>", session, ignore, False).measure("warm-up"):
+        pass
+
+
+def _xdist_active(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None))
 
 
 def _show(path: Path, rootdir: Path | None) -> Path:

@@ -86,6 +86,11 @@ class AllocBudget:
             )
         if self._active is not None:
             raise RuntimeError(f"{where}: regions cannot nest; region {self._active!r} is still open")
+        for argument in ("enabled", "warmup"):
+            if argument in limits:
+                raise ValueError(
+                    f"{where}: {argument}= is a marker argument; measure() takes tolerance= and limits per metric"
+                )
         if name in self._names:
             raise ValueError(f"{where}: region {name!r} was already measured in this test; names must be unique")
         try:

@@ -89,10 +89,15 @@ def _lines_text(
         out.append("source lines holding memory allocated in the region at its end (tracemalloc):")
         out.extend(_stat_lines(lines, rootdir))
     elif not (peak is not None and peak.lines):
-        if peak_failed:
+        if peak_failed and verdict.key[1] is not None:
             out.append(
                 "no block allocated in the region was still alive at its end, so the excess was temporary; "
                 "regions are not re-run, so measure a smaller region or the test as a whole to find its lines"
+            )
+        elif peak_failed:
+            out.append(
+                "no block allocated in the test was still alive at its end, so the excess was temporary; "
+                "run with --alloc-explain=rerun to re-run the test and find the lines behind its peak"
             )
         else:
             out.append("tracemalloc found no block of the region alive at its end")

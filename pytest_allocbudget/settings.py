@@ -10,6 +10,7 @@ import sysconfig
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from .metrics import METRICS
 from .tolerance import Tolerance
@@ -19,14 +20,17 @@ __all__ = [
     "DEFAULT_FILE",
     "MARKER",
     "MarkerPlan",
+    "RunSettings",
     "SettingsError",
     "parse_marker",
     "parse_tolerances",
     "profile_name",
+    "resolve_run_settings",
 ]
 
 MARKER = "alloc_budget"
 DEFAULT_FILE = "allocbudget.yaml"
+DEFAULT_TOLERANCE = "2%, 4 KiB"
 MARKER_HELP = (
     f"{MARKER}(enabled=True, *, peak=None, retained=None, tolerance=None, warmup=False): "
     "measure this test's allocations and hold them to the budget recorded in the budget file "
@@ -158,6 +162,47 @@ def _limit(value: object, unit: str, source: str) -> int:
         raise ValueError(f"expected a whole number >= 0, got {value!r}")
     except ValueError as error:
         raise SettingsError(f"{source}: {error}") from None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The settings of one run that do not depend on the test."""
+
+    path: Path
+    update: bool
+    tolerances: Mapping[str, Tolerance]
+    rerun_to_explain: bool
+
+
+EXPLAIN_MODES = ("rerun", "end")
+
+
+def resolve_run_settings(
+    option: Callable[[str], Any],
+    ini: Callable[[str], Any],
+    inipath: Path | None,
+    rootdir: Path,
+    invocation: Path,
+) -> RunSettings:
+    """Resolve the run's settings: command line over ini over default; errors name where the bad value came from.
+
+    ``option`` and ``ini`` are ``config.getoption`` and ``config.getini``.
+    """
+
+    def pick(flag: str, key: str, default: str) -> tuple[str, str]:
+        if option(flag):
+            return str(option(flag)), flag
+        if ini(key):
+            return str(ini(key)), f"ini option {key} in {inipath}"
+        return default, "the default"
+
+    spec, source = pick("--alloc-tolerance", "alloc_budget_tolerance", DEFAULT_TOLERANCE)
+    tolerances = parse_tolerances(spec, f"{source} = {spec!r}")
+    explain, source = pick("--alloc-explain", "alloc_budget_explain", "rerun")
+    if explain not in EXPLAIN_MODES:
+        raise SettingsError(f"{source}: expected one of {', '.join(EXPLAIN_MODES)}, got {explain!r}")
+    path = resolve_path(option("--alloc-file"), ini("alloc_budget_file"), inipath, rootdir, invocation)
+    return RunSettings(path, bool(option("--alloc-update")), tolerances, explain == "rerun")
 
 
 def resolve_path(option: str | None, ini: str, inipath: Path | None, rootdir: Path, invocation: Path) -> Path:

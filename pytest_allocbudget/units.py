@@ -11,7 +11,7 @@ import re
 
 __all__ = ["UNIT_FACTORS", "format_bytes", "format_count", "format_quantity", "parse_size"]
 
-#: Suffixes accepted by :func:`parse_size`, matched case-sensitively as written in the docs, plus ``b``/``kb``...
+#: Suffixes accepted by :func:`parse_size`, case-sensitive.
 UNIT_FACTORS: dict[str, int] = {
     "B": 1,
     "KB": 1000,
@@ -21,7 +21,6 @@ UNIT_FACTORS: dict[str, int] = {
     "GB": 1000**3,
     "GiB": 1024**3,
 }
-_UNITS_FOLDED = {name.lower(): factor for name, factor in UNIT_FACTORS.items()}
 _SIZE_RE = re.compile(r"^\s*(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[A-Za-z]*)\s*$")
 
 
@@ -43,8 +42,8 @@ def parse_size(value: object) -> int:
     if match is None:
         raise ValueError(f"expected a size such as 4096 or '4 KiB' (units: {', '.join(UNIT_FACTORS)}), got {value!r}")
     unit = match.group("unit") or "B"
-    factor = _UNITS_FOLDED.get(unit.lower())
-    if factor is None:
+    factor = UNIT_FACTORS.get(unit)
+    if factor is None:  # case matters: "Mb" (megabits) is not "MB"
         raise ValueError(f"unknown unit {unit!r} in {value!r}; use one of {', '.join(UNIT_FACTORS)}")
     number = match.group("number")
     whole, _, fraction = number.partition(".")
