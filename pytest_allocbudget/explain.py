@@ -7,14 +7,21 @@ last snapshot by a margin, a new snapshot replaces it.  Returns are where a peak
 and a builtin's result are still alive there.  The margin grows geometrically, so a run takes a few dozen
 snapshots at most, and the last one is taken within that margin of the peak.
 
-This costs a second call of the test function, so it runs only for a test that already failed its peak budget.
+This costs a second call of the test function, so it runs only for a test that already failed its peak budget, and
+it runs in a forked child where it can, so that nothing the second call changes reaches the rest of the session.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import pickle
+import select
+import signal
 import sys
+import time
 import tracemalloc
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -59,14 +66,65 @@ class _PeakTracker:
         self.captured = current
 
 
-def explain_peak(call: Callable[[], object]) -> PeakExplanation:
-    """Run ``call`` once under tracemalloc and a profile hook; report the lines that held memory near its peak.
+def explain_peak(call: Callable[[], object], timeout: float = 120.0) -> PeakExplanation:
+    """Run ``call`` once more under tracemalloc and a profile hook; report the lines that held memory near its peak.
 
-    An exception from ``call`` is caught and reported in ``error``: the explanation is a courtesy, and the
-    test's own result is already known.
+    Where the platform can fork, the second run happens in a forked child process that sends back only the lines:
+    installing a profile hook has lasting effects on the interpreter (from Python 3.12 on, every function first
+    called after the hook was removed allocates a little to re-instrument its code), and those would otherwise
+    show up in the numbers of later tests, as would anything the test caches.  An exception from ``call`` is
+    reported in ``error``: the explanation is a courtesy, and the test's result is already known.
     """
     if tracemalloc.is_tracing():
-        return PeakExplanation((), 0, 0, "tracemalloc was already tracing, so the peak was not re-run")
+        return PeakExplanation((), 0, 0, "tracemalloc was already tracing, so the test was not re-run")
+    if hasattr(os, "fork"):
+        return _in_child(call, timeout)
+    if sys.version_info < (3, 12):
+        return _trace_peak(call)
+    return PeakExplanation((), 0, 0, "re-running a test to explain its peak needs os.fork on Python 3.12 and later")
+
+
+def _in_child(call: Callable[[], object], timeout: float) -> PeakExplanation:
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        # "This process is multi-threaded, use of fork() may lead to deadlocks in the child": the child runs only
+        # the test function and exits; a deadlock there is bounded by the timeout below.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; coverage does not follow it
+        status = 1
+        try:
+            os.close(read_end)
+            payload = pickle.dumps(_trace_peak(call))
+            with os.fdopen(write_end, "wb") as stream:
+                stream.write(payload)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([read_end], [], [], remaining)[0]:
+                os.kill(pid, signal.SIGKILL)
+                return PeakExplanation((), 0, 0, f"the second run took longer than {timeout:g} s and was stopped")
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    if not chunks:
+        return PeakExplanation((), 0, 0, "the second run ended without an answer")
+    result = pickle.loads(b"".join(chunks))  # our own child's data
+    assert isinstance(result, PeakExplanation)
+    return result
+
+
+def _trace_peak(call: Callable[[], object]) -> PeakExplanation:
     tracker = _PeakTracker()
     previous = sys.getprofile()
     gc.collect()

@@ -6,8 +6,11 @@ is a method with one owner for its state; per-test data lives in ``item.stash``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
+import inspect
+import sys
 import unittest
 from collections.abc import Generator
 from pathlib import Path
@@ -185,12 +188,12 @@ class AllocBudgetPlugin:
             self.session.load()
         except BudgetFileError as error:
             raise pytest.UsageError(f"{error}\nFix the file by hand or restore it from version control.") from None
-        _warm_up(self.session)
         # Full collections before and after every region are the main cost of measuring; freezing what exists
         # after collection (modules, pytest's own objects) keeps them cheap and still empties the free lists.
         gc.collect()
         gc.freeze()
         self.froze = True
+        _warm_up(self.session)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.froze:
@@ -270,13 +273,12 @@ class AllocBudgetPlugin:
             s.verdicts,
             s.profile,
             _show(s.path, s.rootdir),
-            s.change_counts() if s.update and self.write_error is None else None,
+            s.change_counts() if s.update else None,
             s.written,
+            self.write_error,
         )
         for text, color in lines:
             terminalreporter.write_line(text, **({color: True} if color else {}))
-        if self.write_error is not None:
-            terminalreporter.write_line(f"error: {self.write_error}", red=True, bold=True)
 
 
 def measured_call(
@@ -294,6 +296,8 @@ def measured_call(
     def measured(*args: Any, **kwargs: Any) -> Any:
         if warmup:
             function(*args, **kwargs)
+        elif _KEEPS_FIRST_FRAME:
+            _prime_frame(function)
         if args or kwargs:
             with region:
                 result = function(*args, **kwargs)
@@ -304,6 +308,25 @@ def measured_call(
         return result
 
     return measured
+
+
+#: Python 3.9 and 3.10 keep a function's frame on its code object after the first call, for reuse.
+_KEEPS_FIRST_FRAME = sys.version_info < (3, 11)
+_CO_VARKEYWORDS = 0x08
+
+
+def _prime_frame(function: Callable[..., Any]) -> None:
+    """Make the interpreter allocate ``function``'s reusable frame now, outside the measured window, on 3.9/3.10.
+
+    There the frame is created before the arguments are bound, and kept when the call ends, even when binding
+    fails; so a call with an unknown keyword argument creates the frame, raises TypeError, and runs no line of the
+    body.  A function taking ``**kwargs`` would accept the keyword and run, so it is left alone.
+    """
+    code = getattr(function, "__code__", None)
+    if not inspect.isfunction(function) or code is None or code.co_flags & _CO_VARKEYWORDS:
+        return
+    with contextlib.suppress(TypeError):
+        function(__allocbudget_prime_frame__=None)
 
 
 def _warm_up(session: BudgetSession) -> None:

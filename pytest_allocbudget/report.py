@@ -153,17 +153,26 @@ def summary_lines(
     path: Path,
     changes: Mapping[Change, int] | None,
     written: bool,
+    error: str | None = None,
 ) -> list[tuple[str, str | None]]:
-    """The terminal summary section: (text, colour) lines.  ``changes`` is given in update mode only."""
+    """The terminal summary section: (text, colour) lines.
+
+    ``changes`` is given in update mode only; ``error`` says why the budget file could not be written.
+    """
 
     def count(status: Status) -> int:
         return sum(1 for verdict in verdicts if verdict.status is status)
 
     if changes is not None:
-        counts = ", ".join(f"{changes.get(change, 0)} {change.value}" for change in Change)
-        action = f"wrote {path}" if written else f"{path} unchanged"
-        return [(f"{len(verdicts)} measured (profile {profile})", None), (f"{action}: {counts}", None)]
-    lines: list[tuple[str, str | None]] = [
+        lines: list[tuple[str, str | None]] = [(f"{len(verdicts)} measured (profile {profile})", None)]
+        if error is not None:
+            lines.append((f"error: {error}", "red"))
+        else:
+            counts = ", ".join(f"{changes.get(change, 0)} {change.value}" for change in Change)
+            action = f"wrote {path}" if written else f"{path} unchanged"
+            lines.append((f"{action}: {counts}", None))
+        return lines
+    lines = [
         (
             f"{len(verdicts)} measured, {count(Status.PASSED)} passed, {count(Status.FAILED)} failed, "
             f"{count(Status.MISSING)} missing (profile {profile}, {path})",

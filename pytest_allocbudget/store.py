@@ -102,8 +102,9 @@ def dump(budgets: BudgetFile) -> str:
                 regions[region] = _ordered_values(values)
         profiles[profile] = {nodeid: _metrics_first(test) for nodeid, test in tests.items()}
     document: dict[str, object] = {"version": FORMAT_VERSION, "profiles": profiles}
-    body = yaml.safe_dump(
+    body = yaml.dump(
         document,
+        Dumper=_Dumper,
         default_flow_style=False,
         sort_keys=False,  # sorted above; PyYAML's sort would put "profiles" before "version"
         allow_unicode=False,  # escapes keep odd node ids byte-stable and readable everywhere
@@ -111,6 +112,22 @@ def dump(budgets: BudgetFile) -> str:
         indent=2,
     )
     return HEADER + body
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes long node ids as plain keys: PyYAML switches keys of 128 characters or more to the explicit
+    ``? key`` form, which reads badly in a reviewed file; YAML allows implicit keys up to 1024 characters."""
+
+    def check_simple_key(self) -> bool:
+        event = self.event
+        # Printable ASCII needs no escapes, so the written key is at most a few characters (quotes) longer.
+        value = event.value if isinstance(event, yaml.ScalarEvent) else None
+        if value is not None and len(value) < 1000 and value.isascii() and value.isprintable():
+            if self.analysis is None:
+                self.analysis = self.analyze_scalar(value)
+            if not self.analysis.multiline:
+                return True
+        return bool(super().check_simple_key())
 
 
 def _metrics_first(test: dict[str, object]) -> dict[str, object]:

@@ -291,7 +291,7 @@ def test_save_leaves_the_old_file_when_serialising_fails(tmp_path: Path, monkeyp
     def failing_dump(*args: object, **kwargs: object) -> str:
         raise yaml.YAMLError("cannot represent")
 
-    monkeypatch.setattr(store.yaml, "safe_dump", failing_dump)
+    monkeypatch.setattr(store.yaml, "dump", failing_dump)
     with pytest.raises(yaml.YAMLError):
         save(path, budget({("new", None): {"peak": 2}}))
     assert path.read_text(encoding="utf-8") == old
