@@ -1,14 +1,19 @@
-"""Finding the source lines behind a peak, by running the code again.  No pytest in here.
+"""Finding the source lines behind a failing budget, by running the test function again.  No pytest in here.
 
-tracemalloc keeps only live blocks, so once a region has ended the allocations that made its peak are gone: a
-snapshot at the end shows what was retained, not what peaked.  To explain a peak the code runs once more under
-tracemalloc with a profile hook; at every function return (Python or C), when traced memory has grown past the
-last snapshot by a margin, a new snapshot replaces it.  Returns are where a peak is visible: a function's locals
-and a builtin's result are still alive there.  The margin grows geometrically, so a run takes a few dozen
-snapshots at most, and the last one is taken within that margin of the peak.
+The measured call is kept cheap: only the allocation counter runs in it, and the counter knows totals, not lines.
+When a test fails its budget, its function is called once more under tracemalloc, the counter and a trace hook:
 
-This costs a second call of the test function, so it runs only for a test that already failed its peak budget, and
-it runs in a forked child where it can, so that nothing the second call changes reaches the rest of the session.
+* at every traced event (a line, a call, a return) the allocation calls and bytes counted since the previous event
+  are charged to the line that was running, which gives the lines behind ``allocations`` and ``allocated``;
+* whenever traced memory has grown past the last snapshot by a margin, a tracemalloc snapshot replaces it, so the
+  last one shows what was alive near the ``peak``; the margin grows geometrically, so a run takes a few dozen
+  snapshots at most;
+* after the call and a full collection, one more snapshot shows what the run ``retained``.
+
+The hook pauses the counter while it runs, so its own work is not charged to any line.  The second run happens in
+a forked child process where the platform allows it, so that nothing it changes (caches, module state, and from
+Python 3.12 on the interpreter's re-instrumentation of every function after a trace hook is removed) reaches the
+rest of the session.
 """
 
 from __future__ import annotations
@@ -23,38 +28,70 @@ import time
 import tracemalloc
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from types import FrameType
+from dataclasses import dataclass, field
+from types import FrameType, ModuleType
 from typing import Any, Callable
 
+from .counter import native
 from .measure import _OWN_FILES, TOP_LINES, LineStat
 
-__all__ = ["PeakExplanation", "explain_peak"]
+__all__ = ["Explanation", "explain"]
 
-#: A new snapshot is taken when traced memory exceeds the last one by this fraction, plus ``_MARGIN_BYTES``.
+#: A new peak snapshot is taken when traced memory exceeds the last one by this fraction, plus ``_MARGIN_BYTES``.
 _MARGIN_FRACTION = 0.05
 _MARGIN_BYTES = 1024
+_OWN_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclass(frozen=True)
-class PeakExplanation:
-    """The lines holding memory when traced memory was highest during a second run, or why there are none."""
+class Explanation:
+    """What a second run of a test found; every list is sorted by what it measures, largest first.
 
-    lines: Sequence[LineStat]
-    captured: int  # traced bytes at the snapshot
-    peak: int  # the second run's peak, for comparison with the measured one
+    ``alloc_lines`` holds allocation calls in ``count`` and bytes requested in ``size`` per line (empty without the
+    counter); ``peak_lines`` and ``end_lines`` hold live blocks near the peak and after the run.
+    """
+
+    peak_lines: Sequence[LineStat] = field(default_factory=tuple)
+    end_lines: Sequence[LineStat] = field(default_factory=tuple)
+    alloc_lines: Sequence[LineStat] = field(default_factory=tuple)
+    captured: int = 0  # traced bytes at the last peak snapshot
+    peak: int = 0  # the second run's peak, for comparison with the measured one
     error: str | None = None
 
 
-class _PeakTracker:
-    def __init__(self) -> None:
+class _Tracer:
+    """The trace hook of the second run: charges counts to lines and keeps the snapshot nearest the peak."""
+
+    def __init__(self, counter: ModuleType | None) -> None:
+        self.counter = counter
+        self.by_line: dict[tuple[str, int], list[int]] = {}
+        self.where: tuple[str, int] | None = None
+        self.last = (0, 0)
         self.snapshot: tracemalloc.Snapshot | None = None
         self.captured = 0
-        self.held = 0  # traced bytes taken by the snapshot we hold, subtracted from the readings
+        self.held = 0  # traced bytes taken by the snapshot we hold, left out of the readings
 
-    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
-        if event != "return" and event != "c_return":
-            return
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> _Tracer:
+        counter = self.counter
+        if counter is not None:
+            counter.pause()
+            allocations, allocated = counter.counts()
+            if self.where is not None:
+                charged = self.by_line.setdefault(self.where, [0, 0])
+                charged[0] += allocations - self.last[0]
+                charged[1] += allocated - self.last[1]
+        self._watch_peak()
+        if event == "return":
+            caller = frame.f_back
+            self.where = (caller.f_code.co_filename, caller.f_lineno) if caller is not None else None
+        else:
+            self.where = (frame.f_code.co_filename, frame.f_lineno)
+        if counter is not None:
+            self.last = counter.counts()
+            counter.resume()
+        return self
+
+    def _watch_peak(self) -> None:
         current = tracemalloc.get_traced_memory()[0] - self.held
         if current <= self.captured * (1 + _MARGIN_FRACTION) + _MARGIN_BYTES:
             return
@@ -65,26 +102,32 @@ class _PeakTracker:
         self.held = tracemalloc.get_traced_memory()[0] - before
         self.captured = current
 
+    def alloc_lines(self) -> tuple[LineStat, ...]:
+        lines = [
+            LineStat(filename, lineno, allocated, allocations)
+            for (filename, lineno), (allocations, allocated) in self.by_line.items()
+            if allocations > 0 and not filename.startswith(_OWN_DIRECTORY)
+        ]
+        lines.sort(key=lambda line: (-line.count, -line.size, line.filename, line.lineno))
+        return tuple(lines[:TOP_LINES])
 
-def explain_peak(call: Callable[[], object], timeout: float = 120.0) -> PeakExplanation:
-    """Run ``call`` once more under tracemalloc and a profile hook; report the lines that held memory near its peak.
 
-    Where the platform can fork, the second run happens in a forked child process that sends back only the lines:
-    installing a profile hook has lasting effects on the interpreter (from Python 3.12 on, every function first
-    called after the hook was removed allocates a little to re-instrument its code), and those would otherwise
-    show up in the numbers of later tests, as would anything the test caches.  An exception from ``call`` is
-    reported in ``error``: the explanation is a courtesy, and the test's result is already known.
+def explain(call: Callable[[], object], timeout: float = 120.0) -> Explanation:
+    """Run ``call`` once more under tracemalloc, the counter (if available) and a trace hook; see the module doc.
+
+    An exception from ``call`` is reported in ``error``: the explanation is a courtesy, and the test's result is
+    already known.
     """
     if tracemalloc.is_tracing():
-        return PeakExplanation((), 0, 0, "tracemalloc was already tracing, so the test was not re-run")
+        return Explanation(error="tracemalloc was already tracing, so the test was not run again")
     if hasattr(os, "fork"):
         return _in_child(call, timeout)
     if sys.version_info < (3, 12):
-        return _trace_peak(call)
-    return PeakExplanation((), 0, 0, "re-running a test to explain its peak needs os.fork on Python 3.12 and later")
+        return _trace(call)
+    return Explanation(error="running a test again to explain it needs os.fork on Python 3.12 and later")
 
 
-def _in_child(call: Callable[[], object], timeout: float) -> PeakExplanation:
+def _in_child(call: Callable[[], object], timeout: float) -> Explanation:
     read_end, write_end = os.pipe()
     with warnings.catch_warnings():
         # "This process is multi-threaded, use of fork() may lead to deadlocks in the child": the child runs only
@@ -95,7 +138,7 @@ def _in_child(call: Callable[[], object], timeout: float) -> PeakExplanation:
         status = 1
         try:
             os.close(read_end)
-            payload = pickle.dumps(_trace_peak(call))
+            payload = pickle.dumps(_trace(call))
             with os.fdopen(write_end, "wb") as stream:
                 stream.write(payload)
             status = 0
@@ -109,7 +152,7 @@ def _in_child(call: Callable[[], object], timeout: float) -> PeakExplanation:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([read_end], [], [], remaining)[0]:
                 os.kill(pid, signal.SIGKILL)
-                return PeakExplanation((), 0, 0, f"the second run took longer than {timeout:g} s and was stopped")
+                return Explanation(error=f"the second run took longer than {timeout:g} s and was stopped")
             chunk = os.read(read_end, 1 << 16)
             if not chunk:
                 break
@@ -118,34 +161,57 @@ def _in_child(call: Callable[[], object], timeout: float) -> PeakExplanation:
         os.close(read_end)
         os.waitpid(pid, 0)
     if not chunks:
-        return PeakExplanation((), 0, 0, "the second run ended without an answer")
+        return Explanation(error="the second run ended without an answer")
     result = pickle.loads(b"".join(chunks))  # our own child's data
-    assert isinstance(result, PeakExplanation)
+    assert isinstance(result, Explanation)
     return result
 
 
-def _trace_peak(call: Callable[[], object]) -> PeakExplanation:
-    tracker = _PeakTracker()
-    previous = sys.getprofile()
+def _counter_module() -> ModuleType | None:
+    counter = native()
+    return None if counter is None or counter.running() else counter
+
+
+def _trace(call: Callable[[], object]) -> Explanation:
+    counter = _counter_module()
+    tracer = _Tracer(counter)
+    previous = sys.gettrace()
     gc.collect()
     error = None
+    peak = 0
     tracemalloc.start(1)
     try:
-        sys.setprofile(tracker)
+        if counter is not None:
+            counter.start()  # after tracemalloc, so that it does not count tracemalloc's bookkeeping
         try:
-            call()
+            sys.settrace(tracer)
+            try:
+                call()
+            finally:
+                sys.settrace(previous)
+        except Exception as exc:
+            error = f"the test raised on its second call ({type(exc).__name__}: {exc})"
         finally:
-            sys.setprofile(previous)
+            if counter is not None:
+                counter.stop()
         peak = tracemalloc.get_traced_memory()[1]
-    except Exception as exc:
-        error = f"the test raised on its second call ({type(exc).__name__}: {exc})"
-        peak = 0
+        peak_snapshot = tracer.snapshot
+        tracer.snapshot = None
+        gc.collect()
+        end_snapshot = tracemalloc.take_snapshot()
     finally:
-        snapshot = tracker.snapshot
         tracemalloc.stop()
-    if snapshot is None:
-        return PeakExplanation((), 0, peak, error)
+    return Explanation(
+        peak_lines=_top(peak_snapshot) if peak_snapshot is not None else (),
+        end_lines=_top(end_snapshot),
+        alloc_lines=tracer.alloc_lines(),
+        captured=tracer.captured,
+        peak=peak,
+        error=error,
+    )
+
+
+def _top(snapshot: tracemalloc.Snapshot) -> tuple[LineStat, ...]:
     filtered = snapshot.filter_traces([tracemalloc.Filter(False, name) for name in _OWN_FILES])
     stats = filtered.statistics("lineno")[:TOP_LINES]
-    lines = tuple(LineStat(s.traceback[0].filename, s.traceback[0].lineno, s.size, s.count) for s in stats)
-    return PeakExplanation(lines, tracker.captured, peak, error)
+    return tuple(LineStat(s.traceback[0].filename, s.traceback[0].lineno, s.size, s.count) for s in stats)

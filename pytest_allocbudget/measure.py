@@ -74,6 +74,10 @@ class Probe(Protocol):
     def start(self) -> None:
         """Begin counting; the last thing that happens before the region."""
 
+    def pause(self) -> None:
+        """Stop counting new allocations (frees still count): the region has ended, the closing collection and
+        the reads must not be counted.  Called on every probe, the last one started first."""
+
     def finish(self) -> dict[str, int]:
         """Read the values, after the closing collection; the first thing that happens after the region."""
 
@@ -95,9 +99,10 @@ class TracemallocProbe:
     by the user or another tool) it is left alone and only the difference is taken.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, report: bool = True) -> None:
         self._owned = False
         self._base = 0
+        self._report = report  # False: run only to explain a failure, the numbers come from another probe
 
     def start(self) -> None:
         if tracemalloc.is_tracing():
@@ -111,8 +116,13 @@ class TracemallocProbe:
             self._owned = True
             tracemalloc.start(1)
 
+    def pause(self) -> None:
+        pass  # tracemalloc cannot pause; the read comes right after the closing collection instead
+
     def finish(self) -> dict[str, int]:
         current, peak = tracemalloc.get_traced_memory()
+        if not self._report:
+            return {}
         return {"peak": max(0, peak - self._base), "retained": max(0, current - self._base)}
 
     def explain(self) -> Sequence[LineStat]:
@@ -130,7 +140,7 @@ class TracemallocProbe:
 
 
 def default_probes() -> list[Probe]:
-    """The probes a region uses unless told otherwise."""
+    """The probes a region uses unless told otherwise: tracemalloc (the plugin chooses per run, see ``engine``)."""
     return [TracemallocProbe()]
 
 
@@ -179,8 +189,13 @@ class Region:
     ) -> None:
         try:
             if exc_type is None:
-                # Collect first, then read: the read is the first thing that keeps an object alive.  A finalizer
-                # run by this collection belongs to the region anyway.
+                # Pause (no iterator: an index loop over cached small ints allocates nothing), collect, then read:
+                # the read is the first thing that keeps an object alive.  A finalizer run by this collection
+                # belongs to the region anyway; frees during it still count.
+                index = len(self._started)
+                while index:
+                    index -= 1
+                    self._started[index].pause()
                 gc.collect()
                 self.measurement = self._read()
         finally:

@@ -24,6 +24,7 @@ class Metric:
 
 
 _BYTES_DEFAULT = Tolerance.parse("2%, 4 KiB", unit="bytes")
+_COUNT_DEFAULT = Tolerance.parse("2%, 16", unit="count")
 
 METRICS: dict[str, Metric] = {
     metric.name: metric
@@ -38,6 +39,18 @@ METRICS: dict[str, Metric] = {
             "retained",
             "bytes",
             "memory allocated in the region and still alive at its end, after a full collection",
+            _BYTES_DEFAULT,
+        ),
+        Metric(
+            "allocations",
+            "count",
+            "number of allocation calls in the region, freed blocks included (needs the allocation counter)",
+            _COUNT_DEFAULT,
+        ),
+        Metric(
+            "allocated",
+            "bytes",
+            "total bytes requested by those calls, freed blocks included (needs the allocation counter)",
             _BYTES_DEFAULT,
         ),
     )

@@ -18,10 +18,11 @@ from typing import Any, Callable
 
 import pytest
 
-from .explain import PeakExplanation, explain_peak
-from .measure import Region
+from .counter import CounterProbe, unavailable_reason
+from .explain import Explanation, explain
+from .measure import Probe, Region, TracemallocProbe
 from .regions import AllocBudget
-from .report import summary_lines
+from .report import counter_missing_text, summary_lines
 from .session import BudgetSession, Recorded
 from .settings import (
     DEFAULT_FILE,
@@ -34,7 +35,7 @@ from .settings import (
     profile_name,
     resolve_run_settings,
 )
-from .store import BudgetFileError
+from .store import BudgetFileError, EntryKey
 
 __all__ = ["AllocBudgetPlugin", "PytestAllocBudgetWarning"]
 
@@ -74,14 +75,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--alloc-explain",
         metavar="MODE",
         default=None,
-        help="how a failing peak is explained: 'rerun' calls a failing marker-budgeted test once more under "
-        "tracemalloc to find the lines behind its peak; 'end' only lists what is alive at the end "
-        "(default: ini alloc_budget_explain, else 'rerun').",
+        help="how a failure finds its source lines: 'rerun' runs a failing marker-budgeted test again under "
+        "tracemalloc and the counter; 'trace' also runs tracemalloc in every measured window, for the lines alive "
+        "at its end (slower); 'off' lists none (default: ini alloc_budget_explain, else 'rerun').",
+    )
+    group.addoption(
+        "--alloc-engine",
+        metavar="ENGINE",
+        default=None,
+        help="what measures: 'counter' (the allocation counter: all four metrics), 'tracemalloc' (peak and "
+        "retained only), 'auto' (the counter where available) (default: ini alloc_budget_engine, else 'auto').",
+    )
+    group.addoption(
+        "--alloc-all-threads",
+        action="store_true",
+        default=False,
+        help="count the allocations of every thread, not only the thread running the test (counter only).",
     )
     parser.addini(
         "alloc_budget_explain",
-        help="how a failing peak is explained, as for --alloc-explain (default: 'rerun').",
+        help="how a failure finds its source lines, as for --alloc-explain (default: 'rerun').",
         default="",
+    )
+    parser.addini(
+        "alloc_budget_engine",
+        help="what measures, as for --alloc-engine (default: 'auto').",
+        default="",
+    )
+    parser.addini(
+        "alloc_budget_all_threads",
+        type="bool",
+        help="count the allocations of every thread, as for --alloc-all-threads (default: false).",
+        default=False,
     )
     parser.addini(
         "alloc_budget_file",
@@ -116,7 +141,7 @@ def alloc_budget(request: pytest.FixtureRequest) -> AllocBudget:
             )
         recorded.append(entry)
 
-    return AllocBudget(item.nodeid, plugin.session, sink, whole_test)
+    return AllocBudget(item.nodeid, plugin.region, sink, whole_test)
 
 
 class AllocBudgetPlugin:
@@ -146,7 +171,13 @@ class AllocBudgetPlugin:
             tolerances=settings.tolerances,
             rootdir=config.rootpath,
         )
-        self.rerun = settings.rerun_to_explain
+        self.explain_mode = settings.explain
+        self.all_threads = settings.all_threads
+        # counter_missing is said once in the summary; a run that asked for tracemalloc has nothing to miss.
+        self.counter_missing = unavailable_reason() if settings.engine != "tracemalloc" else None
+        self.use_counter = settings.engine != "tracemalloc" and unavailable_reason() is None
+        if settings.engine == "counter" and self.counter_missing is not None:
+            raise pytest.UsageError(f"--alloc-engine=counter: {self.counter_missing}")
         self.write_error: str | None = None
         self.measured_any = False
         self.froze = False
@@ -193,7 +224,7 @@ class AllocBudgetPlugin:
         gc.collect()
         gc.freeze()
         self.froze = True
-        _warm_up(self.session)
+        _warm_up(self)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.froze:
@@ -201,6 +232,19 @@ class AllocBudgetPlugin:
             self.froze = False
 
     # ----------------------------------------------------------------------------------------- one test
+
+    def region(self, key: EntryKey, plan: MarkerPlan) -> Region:
+        """A region measured by this run's engine: the counter alone, or with tracemalloc beside it (trace mode),
+        or tracemalloc alone where the counter is missing or not wanted."""
+        probes: list[Probe] = []
+        if self.use_counter:
+            if self.explain_mode == "trace":
+                probes.append(TracemallocProbe(report=False))  # started first: the counter must sit on top
+            probes.append(CounterProbe(all_threads=self.all_threads))
+        else:
+            probes.append(TracemallocProbe())
+        explain_at_end = self.explain_mode != "off" and isinstance(probes[0], TracemallocProbe)
+        return Region(probes, explain=self.session.explainer(key, plan) if explain_at_end else None)
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         plan = item.stash.get(_plan_key, None)
@@ -217,15 +261,19 @@ class AllocBudgetPlugin:
             return (yield)
         key = (pyfuncitem.nodeid, None)
         function = pyfuncitem.obj
-        region = Region(explain=self.session.explainer(key, plan))
-        explanation: list[PeakExplanation] = []
+        region = self.region(key, plan)
+        explanation: list[Explanation] = []
 
-        def explain_peak_if_failed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        def explain_if_failed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             measurement = region.measurement
-            if self.rerun and measurement is not None and self.session.peak_failed(key, measurement.values, plan):
-                explanation.append(explain_peak(lambda: function(*args, **kwargs)))
+            if (
+                self.explain_mode == "rerun"
+                and measurement is not None
+                and self.session.fails(key, measurement.values, plan)
+            ):
+                explanation.append(explain(lambda: function(*args, **kwargs)))
 
-        pyfuncitem.obj = measured_call(function, region, plan.warmup, explain_peak_if_failed)
+        pyfuncitem.obj = measured_call(function, region, plan.warmup, explain_if_failed)
         try:
             result = yield
         finally:
@@ -277,6 +325,8 @@ class AllocBudgetPlugin:
             s.written,
             self.write_error,
         )
+        if self.counter_missing is not None:
+            lines.append((counter_missing_text(self.counter_missing), "yellow"))
         for text, color in lines:
             terminalreporter.write_line(text, **({color: True} if color else {}))
 
@@ -329,7 +379,7 @@ def _prime_frame(function: Callable[..., Any]) -> None:
         function(__allocbudget_prime_frame__=None)
 
 
-def _warm_up(session: BudgetSession) -> None:
+def _warm_up(plugin: AllocBudgetPlugin) -> None:
     """Run each measuring code path once, unrecorded, before the first test.
 
     On Python 3.9 and 3.10 a function's first call allocates a frame that its code object keeps for later calls;
@@ -339,9 +389,10 @@ def _warm_up(session: BudgetSession) -> None:
     def ignore(*args: Any, **kwargs: Any) -> None:
         del args, kwargs
 
-    measured_call(ignore, Region(), False, ignore)()
-    measured_call(ignore, Region(), False, ignore)(1, x=2)
-    with AllocBudget("<warm-up>", session, ignore, False).measure("warm-up"):
+    key = ("<warm-up>", None)
+    measured_call(ignore, plugin.region(key, MarkerPlan()), False, ignore)()
+    measured_call(ignore, plugin.region(key, MarkerPlan()), False, ignore)(1, x=2)
+    with AllocBudget("<warm-up>", plugin.region, ignore, False).measure("warm-up"):
         pass
 
 

@@ -7,8 +7,9 @@ from types import TracebackType
 from typing import Callable
 
 from .measure import Measurement, Region
-from .session import BudgetSession, Recorded
+from .session import Recorded
 from .settings import MarkerPlan, SettingsError, parse_marker
+from .store import EntryKey
 
 __all__ = ["AllocBudget", "RegionContext", "RegionResult"]
 
@@ -60,12 +61,12 @@ class AllocBudget:
     def __init__(
         self,
         nodeid: str,
-        session: BudgetSession,
+        make_region: Callable[[EntryKey, MarkerPlan], Region],
         sink: Callable[[Recorded], None],
         whole_test: bool,
     ) -> None:
         self._nodeid = nodeid
-        self._session = session
+        self._make_region = make_region
         self._sink = sink
         self._whole_test = whole_test
         self._names: set[str] = set()
@@ -116,7 +117,7 @@ class RegionContext:
         self._plan = plan
         self._result = RegionResult(name)
         key = (owner._nodeid, name)
-        self._region = Region(explain=owner._session.explainer(key, plan))
+        self._region = owner._make_region(key, plan)
 
     def __enter__(self) -> RegionResult:
         self._owner._active = self._result.name

@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .explain import PeakExplanation
+from .explain import Explanation
 from .measure import LineStat
 from .merge import Change
 from .store import EntryKey
@@ -73,34 +73,47 @@ def _stat_lines(lines: Sequence[LineStat], rootdir: Path | None) -> list[str]:
 
 
 def _lines_text(
-    verdict: Verdict, lines: Sequence[LineStat], peak: PeakExplanation | None, rootdir: Path | None
+    verdict: Verdict, lines: Sequence[LineStat], explanation: Explanation | None, rootdir: Path | None
 ) -> list[str]:
+    """The source lines behind a failure, for the metrics that failed, from wherever they could be found."""
+    failing = {result.metric for result in verdict.failures}
     out = []
-    peak_failed = any(result.metric == "peak" for result in verdict.failures)
-    if peak is not None and peak.lines:
+    if explanation is not None and explanation.error:
+        out.append(f"the test could not be run again to find its lines: {explanation.error}")
+    if explanation is not None and failing & {"allocations", "allocated"} and explanation.alloc_lines:
         out.append(
-            f"source lines holding memory near the peak, from a second run of the test under tracemalloc "
-            f"(captured at {format_bytes(peak.captured)} of its {format_bytes(peak.peak)} peak):"
+            "source lines that made the most allocation calls, in a second run of the test under a trace hook "
+            "(freed blocks included; tracing changes some of the interpreter's own allocations, so compare "
+            "lines with each other rather than with the budget):"
         )
-        out.extend(_stat_lines(peak.lines, rootdir))
-    elif peak is not None and peak.error:
-        out.append(f"the peak could not be explained by a second run: {peak.error}")
+        out.extend(
+            f"  {_relative(line.filename, rootdir)}:{line.lineno}: {line.count:,} allocation(s), "
+            f"{format_bytes(line.size)}"
+            for line in explanation.alloc_lines
+        )
+    if explanation is not None and "peak" in failing and explanation.peak_lines:
+        out.append(
+            f"source lines holding memory near the peak, in a second run of the test under tracemalloc "
+            f"(captured at {format_bytes(explanation.captured)} of its {format_bytes(explanation.peak)} peak):"
+        )
+        out.extend(_stat_lines(explanation.peak_lines, rootdir))
     if lines:
         out.append("source lines holding memory allocated in the region at its end (tracemalloc):")
         out.extend(_stat_lines(lines, rootdir))
-    elif not (peak is not None and peak.lines):
-        if peak_failed and verdict.key[1] is not None:
-            out.append(
-                "no block allocated in the region was still alive at its end, so the excess was temporary; "
-                "regions are not re-run, so measure a smaller region or the test as a whole to find its lines"
-            )
-        elif peak_failed:
-            out.append(
-                "no block allocated in the test was still alive at its end, so the excess was temporary; "
-                "run with --alloc-explain=rerun to re-run the test and find the lines behind its peak"
-            )
-        else:
-            out.append("tracemalloc found no block of the region alive at its end")
+    elif explanation is not None and "retained" in failing and explanation.end_lines:
+        out.append("source lines holding memory at the end of a second run of the test (tracemalloc):")
+        out.extend(_stat_lines(explanation.end_lines, rootdir))
+    if len(out) > (1 if explanation is not None and explanation.error else 0):
+        return out
+    if verdict.key[1] is not None:
+        out.append(
+            "no source lines: regions are not run again; --alloc-explain=trace lists the lines alive at the end "
+            "of a failing region, or measure the code as a whole test to have it run again"
+        )
+    elif explanation is None:
+        out.append("no source lines: --alloc-explain=rerun runs a failing test again to find them")
+    else:
+        out.append("the second run found no lines holding memory: the excess was temporary or freed")
     return out
 
 
@@ -116,14 +129,14 @@ def _relative(filename: str, rootdir: Path | None) -> str:
 def failure_text(
     verdict: Verdict,
     lines: Sequence[LineStat],
-    peak: PeakExplanation | None,
+    explanation: Explanation | None,
     rootdir: Path | None,
     update: bool,
 ) -> str:
     """The long report of a region that failed its budget or a limit."""
     out = [f"allocation budget exceeded: {describe_key(verdict.key)} (profile {verdict.profile})"]
     out.extend(f"  {metric_line(result)}" for result in verdict.failures)
-    out.extend(_lines_text(verdict, lines, peak, rootdir))
+    out.extend(_lines_text(verdict, lines, explanation, rootdir))
     if any(result.status is MetricStatus.REGRESSED for result in verdict.failures) and not update:
         out.append(f"if the increase is intended, re-record: {rerecord_command(verdict.key[0])}")
     elif all(result.status is MetricStatus.OVER_LIMIT for result in verdict.failures):
@@ -195,3 +208,11 @@ def summary_lines(
         if len(tighten) > 10:
             lines.append((f"  ... and {len(tighten) - 10} more", None))
     return lines
+
+
+def counter_missing_text(reason: str) -> str:
+    """Said once per run when the allocation counter cannot be used."""
+    return (
+        f"allocation counts unavailable: {reason}. peak and retained were measured with tracemalloc; "
+        "recorded allocations and allocated budgets were not checked"
+    )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import store
-from .explain import PeakExplanation
+from .explain import Explanation
 from .measure import Explain, Measurement
 from .merge import Change, MergeResult, merge
 from .report import failure_text, missing_text
@@ -30,7 +30,7 @@ class Recorded:
     key: EntryKey
     measurement: Measurement
     plan: MarkerPlan
-    peak_explanation: PeakExplanation | None = None
+    explanation: Explanation | None = None
 
 
 @dataclass
@@ -73,17 +73,14 @@ class BudgetSession:
         """Asks for source lines only when the region is about to fail, so passing tests pay nothing for them."""
 
         def explain(values: Mapping[str, int]) -> bool:
-            verdict = self.judge(key, values, plan)
-            if self.update:
-                return any(r.status is MetricStatus.OVER_LIMIT for r in verdict.metrics)
-            return verdict.status is Status.FAILED
+            return self.fails(key, values, plan)
 
         return explain
 
-    def peak_failed(self, key: EntryKey, values: Mapping[str, int], plan: MarkerPlan) -> bool:
-        """Whether ``peak`` is among the metrics that fail, the case where a second run can tell more."""
+    def fails(self, key: EntryKey, values: Mapping[str, int], plan: MarkerPlan) -> bool:
+        """Whether these values will fail the test (in update mode only a limit fails it)."""
         for result in self.judge(key, values, plan).failures:
-            if result.metric == "peak" and (result.status is MetricStatus.OVER_LIMIT or not self.update):
+            if result.status is MetricStatus.OVER_LIMIT or not self.update:
                 return True
         return False
 
@@ -101,7 +98,7 @@ class BudgetSession:
             over_limit = any(r.status is MetricStatus.OVER_LIMIT for r in verdict.metrics)
             if over_limit or (verdict.status is Status.FAILED and not self.update):
                 lines = item.measurement.top_lines
-                problems.append(failure_text(verdict, lines, item.peak_explanation, self.rootdir, self.update))
+                problems.append(failure_text(verdict, lines, item.explanation, self.rootdir, self.update))
             elif verdict.status is Status.MISSING and not self.update:
                 problems.append(missing_text(item.key, self.profile, self.path))
         if self.update and not problems:

@@ -171,10 +171,16 @@ class RunSettings:
     path: Path
     update: bool
     tolerances: Mapping[str, Tolerance]
-    rerun_to_explain: bool
+    explain: str  # one of EXPLAIN_MODES
+    engine: str  # one of ENGINES
+    all_threads: bool
 
 
-EXPLAIN_MODES = ("rerun", "end")
+#: rerun: a failing marker-budgeted test runs again to find its lines; trace: tracemalloc runs in every window
+#: too, for the lines alive at its end; off: no lines.
+EXPLAIN_MODES = ("rerun", "trace", "off")
+#: auto: the allocation counter where it is available, else tracemalloc.
+ENGINES = ("auto", "counter", "tracemalloc")
 
 
 def resolve_run_settings(
@@ -201,8 +207,12 @@ def resolve_run_settings(
     explain, source = pick("--alloc-explain", "alloc_budget_explain", "rerun")
     if explain not in EXPLAIN_MODES:
         raise SettingsError(f"{source}: expected one of {', '.join(EXPLAIN_MODES)}, got {explain!r}")
+    engine, source = pick("--alloc-engine", "alloc_budget_engine", "auto")
+    if engine not in ENGINES:
+        raise SettingsError(f"{source}: expected one of {', '.join(ENGINES)}, got {engine!r}")
     path = resolve_path(option("--alloc-file"), ini("alloc_budget_file"), inipath, rootdir, invocation)
-    return RunSettings(path, bool(option("--alloc-update")), tolerances, explain == "rerun")
+    all_threads = bool(option("--alloc-all-threads") or ini("alloc_budget_all_threads"))
+    return RunSettings(path, bool(option("--alloc-update")), tolerances, explain, engine, all_threads)
 
 
 def resolve_path(option: str | None, ini: str, inipath: Path | None, rootdir: Path, invocation: Path) -> Path:

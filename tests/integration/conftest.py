@@ -13,12 +13,18 @@ from typing import Any, Callable
 import pytest
 import yaml
 
+from pytest_allocbudget import store
+from pytest_allocbudget.counter import unavailable_reason
+
 PROFILE = (
     f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"
     f"{'t' if sysconfig.get_config_var('Py_GIL_DISABLED') else ''}"
 )
 
 ReadBudgets = Callable[..., "dict[str, Any]"]
+
+#: Why the allocation counter cannot run here, or ``None`` when it can (then a default run records four metrics).
+COUNTER_MISSING = unavailable_reason()
 
 
 @pytest.fixture
@@ -44,3 +50,31 @@ def read_budgets(tester: pytest.Pytester) -> ReadBudgets:
 def profile() -> str:
     """This interpreter's budget profile, such as ``cpython-3.11``."""
     return PROFILE
+
+
+@pytest.fixture
+def recorded_metrics() -> tuple[str, ...]:
+    """The metrics a default run (``--alloc-engine=auto``) records per entry, sorted as the budget file writes them:
+    all four with the allocation counter, ``peak`` and ``retained`` without it."""
+    if COUNTER_MISSING is None:
+        return ("allocated", "allocations", "peak", "retained")
+    return ("peak", "retained")
+
+
+SetBudget = Callable[..., None]
+
+
+@pytest.fixture
+def set_budget(tester: pytest.Pytester) -> SetBudget:
+    """``set_budget(nodeid, region=None, **values)`` changes the named metrics of one recorded entry of this
+    interpreter's profile in ``allocbudget.yaml``, by key, and writes the file back in the plugin's own layout."""
+
+    def set_values(nodeid: str, region: str | None = None, **values: int) -> None:
+        path = tester.path / "allocbudget.yaml"
+        budgets = store.loads(path.read_text(encoding="utf-8"), str(path))
+        entry = budgets.profiles[PROFILE][(nodeid, region)]
+        assert set(values) <= set(entry), f"{sorted(values)} are not all recorded in {sorted(entry)}"
+        entry.update(values)
+        path.write_text(store.dump(budgets), encoding="utf-8")
+
+    return set_values

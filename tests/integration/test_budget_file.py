@@ -34,31 +34,32 @@ def _assert_no_traceback(result: pytest.RunResult) -> None:
 
 
 @pytest.mark.smoke
-def test_file_layout_is_sorted_and_grouped_by_profile(tester: pytest.Pytester, profile: str) -> None:
+def test_file_layout_is_sorted_and_grouped_by_profile(
+    tester: pytest.Pytester, profile: str, recorded_metrics: tuple[str, ...]
+) -> None:
     tester.makepyfile(TESTS)
     tester.runpytest("--alloc-update").assert_outcomes(passed=3)
     text = (tester.path / "allocbudget.yaml").read_text()
     body = [line for line in text.splitlines() if not line.startswith("#")]
     name = "test_file_layout_is_sorted_and_grouped_by_profile.py"
-    skeleton = [line.split(":")[0] if line.lstrip().startswith(("peak", "retained")) else line for line in body]
+    metrics = ("allocated", "allocations", "peak", "retained")
+    skeleton = [line.split(":")[0] if line.lstrip().startswith(metrics) else line for line in body]
+    entry = [f"      {metric}" for metric in recorded_metrics]  # sorted by name in every entry
+    region = [f"          {metric}" for metric in recorded_metrics]
     assert skeleton == [
         "version: 1",
         "profiles:",
         f"  {profile}:",
         f"    {name}::test_a:",
-        "      peak",
-        "      retained",
+        *entry,
         f"    {name}::test_b:",
-        "      peak",
-        "      retained",
+        *entry,
         f"    {name}::test_regions:",
         "      regions:",
         "        first:",
-        "          peak",
-        "          retained",
+        *region,
         "        second:",
-        "          peak",
-        "          retained",
+        *region,
     ]
     assert text.startswith("# ")
     assert text.endswith("\n")

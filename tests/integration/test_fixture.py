@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_allocbudget.counter import unavailable_reason
+
 
 @pytest.mark.smoke
 def test_two_regions_get_two_entries_nested_under_regions(tester: pytest.Pytester, read_budgets) -> None:
@@ -39,9 +41,11 @@ def test_two_regions_get_two_entries_nested_under_regions(tester: pytest.Pyteste
     result.stdout.fnmatch_lines(["*2 measured, 2 passed, 0 failed, 0 missing*"])
 
 
-def test_region_numbers_are_readable_after_the_block_only(tester: pytest.Pytester) -> None:
+def test_region_numbers_are_readable_after_the_block_only(
+    tester: pytest.Pytester, recorded_metrics: tuple[str, ...]
+) -> None:
     tester.makepyfile(
-        """
+        f"""
         import pytest
 
         def test_numbers(alloc_budget):
@@ -50,11 +54,19 @@ def test_region_numbers_are_readable_after_the_block_only(tester: pytest.Pyteste
                     m.peak
                 with pytest.raises(RuntimeError, match="'build' has no numbers yet"):
                     m.retained
+                with pytest.raises(RuntimeError, match="'build' has no numbers yet"):
+                    m["allocations"]
                 data = [bytes(1000) for _ in range(100)]
             assert m.peak > 100_000
             assert m.retained >= 0
-            assert m.values == {"peak": m.peak, "retained": m.retained}
+            assert sorted(m.values) == {sorted(recorded_metrics)!r}
+            assert m.values["peak"] == m.peak
+            assert m.values["retained"] == m.retained
             assert m["peak"] == m.peak
+            if "allocations" in m.values:
+                assert m["allocations"] >= 100  # one block per bytes object, at least
+                assert m["allocated"] >= 100_000
+                assert m["allocated"] >= m.peak  # every live byte was allocated in the region
             del data
         """
     )
@@ -155,6 +167,54 @@ def test_region_limit(tester: pytest.Pytester) -> None:
             "FAILED test_region_limit.py::test_big*",
         ]
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--alloc-explain=off"], ["--alloc-explain=trace"], ["--alloc-engine=tracemalloc"]],
+    ids=["default", "off", "trace", "tracemalloc"],
+)
+def test_region_failure_lists_the_lines_alive_at_its_end_only_when_tracemalloc_ran(
+    tester: pytest.Pytester, args: list[str]
+) -> None:
+    tester.makepyfile(
+        """
+        KEEP = []
+
+        def test_keeps(alloc_budget):
+            with alloc_budget.measure("step", retained=0):
+                KEEP.append(bytearray(5000))
+        """
+    )
+    name = "test_region_failure_lists_the_lines_alive_at_its_end_only_when_tracemalloc_ran.py"
+    lines = (tester.path / name).read_text().splitlines()
+    line = next(number for number, text in enumerate(lines, 1) if "KEEP.append" in text)
+    result = tester.runpytest(*args)
+    result.assert_outcomes(failed=1)
+    header = [
+        f"allocation budget exceeded: {name}::test_keeps [[]region 'step'[]] (profile *)",
+        "  retained: measured *, above the limit 0 B set on the marker*",
+    ]
+    # Regions are not run again: only a tracemalloc that ran in the region itself can name their lines, which is the
+    # case in trace mode, with the tracemalloc engine, and without the counter unless explaining is off.
+    traced = args != ["--alloc-explain=off"] and (args != [] or unavailable_reason() is not None)
+    if traced:
+        result.stdout.fnmatch_lines(
+            [
+                *header,
+                "source lines holding memory allocated in the region at its end (tracemalloc):",
+                f"  {name}:{line}: * KiB in * block(s)",
+            ]
+        )
+    else:
+        result.stdout.fnmatch_lines(
+            [
+                *header,
+                "no source lines: regions are not run again; --alloc-explain=trace lists the lines alive at the end "
+                "of a failing region, or measure the code as a whole test to have it run again",
+            ]
+        )
+        assert f"{name}:{line}" not in result.stdout.str()
 
 
 def test_region_bad_limit_names_the_region_and_value(tester: pytest.Pytester) -> None:

@@ -167,9 +167,37 @@ def test_alloc_file_option_is_relative_to_the_invocation_directory(
             ["--alloc-tolerance", "lots"],
             "ERROR: --alloc-tolerance = 'lots': *",
         ),
-        ("", ["--alloc-explain", "full"], "ERROR: --alloc-explain*rerun*end*'full'"),
+        ("", ["--alloc-explain", "full"], "ERROR: --alloc-explain: expected one of rerun, trace, off, got 'full'"),
+        (
+            "alloc_budget_explain = end\n",  # a mode of earlier versions
+            [],
+            "ERROR: ini option alloc_budget_explain in */pytest.ini: expected one of rerun, trace, off, got 'end'",
+        ),
+        (
+            "",
+            ["--alloc-engine", "valgrind"],
+            "ERROR: --alloc-engine: expected one of auto, counter, tracemalloc, got 'valgrind'",
+        ),
+        (
+            "alloc_budget_engine = heaptrack\n",
+            [],
+            "ERROR: ini option alloc_budget_engine in */pytest.ini: expected one of auto, counter, tracemalloc, "
+            "got 'heaptrack'",
+        ),
+        ("", ["--alloc-tolerance", "allocations: 4 KiB"], "ERROR: --alloc-tolerance = *allocations: *count*"),
     ],
-    ids=["ini", "option-unit", "option-negative", "option-metric", "option-over-good-ini", "explain"],
+    ids=[
+        "ini",
+        "option-unit",
+        "option-negative",
+        "option-metric",
+        "option-over-good-ini",
+        "explain",
+        "explain-ini",
+        "engine",
+        "engine-ini",
+        "count-tolerance-unit",
+    ],
 )
 def test_bad_setting_is_a_usage_error_naming_its_source(
     tester: pytest.Pytester, ini: str, args: list[str], expected: str

@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+from pytest_allocbudget import store
+from pytest_allocbudget.metrics import METRICS
+
 KEEPERS = """
 import pytest
 
@@ -20,19 +23,19 @@ def test_b():
     KEEP.append(bytes(200_000))
 """
 
-SENTINEL = {"peak": 7, "retained": 7}
+SENTINEL = {metric: 7 for metric in METRICS}
 
 
 def _set_entry(tester: pytest.Pytester, nodeid: str, values: dict[str, int]) -> None:
-    """Replace the values of one whole-test entry in allocbudget.yaml, keeping the file's layout."""
+    """Replace the values of one recorded whole-test entry in allocbudget.yaml, in the file's own layout."""
     path = tester.path / "allocbudget.yaml"
-    lines = path.read_text().splitlines(keepends=True)
-    start = lines.index(f"    {nodeid}:\n")
-    assert lines[start + 1].startswith("      peak: ")
-    assert lines[start + 2].startswith("      retained: ")
-    lines[start + 1] = f"      peak: {values['peak']}\n"
-    lines[start + 2] = f"      retained: {values['retained']}\n"
-    path.write_text("".join(lines))
+    text = path.read_text()
+    budgets = store.loads(text, str(path))
+    assert store.dump(budgets) == text  # written by the plugin, so rewriting it changes only this entry
+    (entries,) = budgets.profiles.values()
+    assert (nodeid, None) in entries
+    entries[(nodeid, None)] = dict(values)
+    path.write_text(store.dump(budgets))
 
 
 def _age(path: os.PathLike[str]) -> int:
@@ -200,7 +203,7 @@ def test_update_rewrites_an_entry_only_beyond_tolerance(tester: pytest.Pytester,
     path = tester.path / "allocbudget.yaml"
 
     # One byte off: within tolerance, so the file is not touched and keeps the hand-edited value.
-    nudged = {"peak": measured["peak"], "retained": measured["retained"] + 1}
+    nudged = {**measured, "retained": measured["retained"] + 1}
     _set_entry(tester, nodeid, nudged)
     before = path.read_bytes()
     stamp = _age(path)
@@ -212,7 +215,7 @@ def test_update_rewrites_an_entry_only_beyond_tolerance(tester: pytest.Pytester,
     assert read_budgets()[nodeid] == nudged
 
     # Half the measured value: a regression in a check run, re-recorded (and passing) in an update run.
-    _set_entry(tester, nodeid, {"peak": measured["peak"] // 2, "retained": measured["retained"] // 2})
+    _set_entry(tester, nodeid, {**measured, "peak": measured["peak"] // 2, "retained": measured["retained"] // 2})
     result = tester.runpytest("--alloc-update")
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.OK
@@ -220,7 +223,7 @@ def test_update_rewrites_an_entry_only_beyond_tolerance(tester: pytest.Pytester,
     assert read_budgets()[nodeid] == measured
 
     # 50% above the measured value: an improvement, also re-recorded.
-    _set_entry(tester, nodeid, {"peak": measured["peak"] * 3 // 2, "retained": measured["retained"]})
+    _set_entry(tester, nodeid, {**measured, "peak": measured["peak"] * 3 // 2})
     result = tester.runpytest("--alloc-update")
     result.stdout.fnmatch_lines(["*wrote allocbudget.yaml: 0 created, 1 updated, 0 unchanged*"])
     assert read_budgets()[nodeid] == measured

@@ -22,7 +22,7 @@ TEN_PERCENT = {"peak": Tolerance(percent=Fraction(10)), "retained": Tolerance(pe
 
 keys = st.tuples(st.sampled_from(["t1", "t2", "t3", "t4", "m::t[x]"]), st.sampled_from([None, "a", "b"]))
 metric_values = st.dictionaries(
-    st.sampled_from(["peak", "retained"]), st.integers(min_value=0, max_value=10**6), min_size=1, max_size=2
+    st.sampled_from(sorted(METRICS)), st.integers(min_value=0, max_value=10**6), min_size=1, max_size=len(METRICS)
 )
 profile_entries = st.dictionaries(keys, metric_values, max_size=8)
 budget_files = st.builds(
@@ -33,7 +33,7 @@ tolerance_values = st.builds(
     percent=st.fractions(min_value=0, max_value=50, max_denominator=100),
     absolute=st.integers(min_value=0, max_value=5000),
 )
-tolerance_maps = st.dictionaries(keys, st.dictionaries(st.sampled_from(["peak", "retained"]), tolerance_values))
+tolerance_maps = st.dictionaries(keys, st.dictionaries(st.sampled_from(sorted(METRICS)), tolerance_values))
 
 
 def recorded(entries: dict[tuple[str, str | None], dict[str, int]], profile: str = PROFILE) -> BudgetFile:

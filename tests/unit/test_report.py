@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_allocbudget.explain import PeakExplanation
+from pytest_allocbudget.explain import Explanation
 from pytest_allocbudget.measure import LineStat
 from pytest_allocbudget.merge import Change
 from pytest_allocbudget.report import (
@@ -35,11 +35,11 @@ DEFAULT = {"peak": Tolerance(Fraction(2), 4096), "retained": Tolerance(Fraction(
 def report(
     result: Verdict,
     lines: list[LineStat] | None = None,
-    peak: PeakExplanation | None = None,
+    explanation: Explanation | None = None,
     rootdir: Path | None = None,
     update: bool = False,
 ) -> str:
-    return failure_text(result, lines=lines or [], peak=peak, rootdir=rootdir, update=update)
+    return failure_text(result, lines=lines or [], explanation=explanation, rootdir=rootdir, update=update)
 
 
 def verdict(
@@ -159,27 +159,40 @@ def test_failure_text_without_rootdir_keeps_absolute_names() -> None:
     assert "\n  /x/y.py:3: 10 B in 1 block(s)" in text
 
 
-def test_failure_text_peak_without_lines_says_the_excess_was_temporary() -> None:
+def test_failure_text_without_lines_says_how_to_get_them() -> None:
     text = report(verdict({"peak": 10**6}, {"peak": 1}))
-    assert "excess was temporary" in text
-    text = report(verdict({"retained": 10**6}, {"retained": 1}))
-    assert "excess was temporary" not in text
+    assert "no source lines: --alloc-explain=rerun runs a failing test again to find them" in text
+    region = verdict({"peak": 10**6}, {"peak": 1})
+    region = Verdict((NODE, "parse"), region.profile, region.status, region.metrics)
+    assert "regions are not run again; --alloc-explain=trace" in report(region)
+    text = report(verdict({"peak": 10**6}, {"peak": 1}), explanation=Explanation())
+    assert "the second run found no lines holding memory" in text
+
+
+def test_failure_text_lists_allocation_lines_for_count_failures(tmp_path: Path) -> None:
+    explanation = Explanation(
+        alloc_lines=[LineStat(str(tmp_path / "hot.py"), 9, 4096, 1234)],
+        peak_lines=[LineStat(str(tmp_path / "hot.py"), 7, 3 * 1024**2, 40)],
+    )
+    text = report(verdict({"allocations": 5000}, {"allocations": 100}), explanation=explanation, rootdir=tmp_path)
+    assert "\n  hot.py:9: 1,234 allocation(s), 4.0 KiB" in text
+    assert "near the peak" not in text  # peak did not fail: its lines are not shown
 
 
 def test_failure_text_includes_the_peak_explanation(tmp_path: Path) -> None:
-    peak = PeakExplanation(
-        [LineStat(str(tmp_path / "hot.py"), 7, 3 * 1024**2, 40)], captured=3 * 1024**2, peak=4 * 1024**2
+    peak = Explanation(
+        peak_lines=[LineStat(str(tmp_path / "hot.py"), 7, 3 * 1024**2, 40)], captured=3 * 1024**2, peak=4 * 1024**2
     )
-    text = report(verdict({"peak": 4 * 1024**2}, {"peak": 1024}), peak=peak, rootdir=tmp_path)
+    text = report(verdict({"peak": 4 * 1024**2}, {"peak": 1024}), explanation=peak, rootdir=tmp_path)
     assert "(captured at 3.0 MiB of its 4.0 MiB peak)" in text
     assert "\n  hot.py:7: 3.0 MiB in 40 block(s)" in text
-    assert "excess was temporary" not in text
+    assert "no source lines" not in text
     assert text.splitlines()[-1] == f"if the increase is intended, re-record: pytest --alloc-update {NODE}"
 
 
 def test_failure_text_reports_why_the_peak_was_not_explained() -> None:
-    peak = PeakExplanation([], captured=0, peak=0, error="the test raised ValueError on its second run")
-    text = report(verdict({"peak": 10**6}, {"peak": 1}), peak=peak)
+    peak = Explanation(error="the test raised ValueError on its second run")
+    text = report(verdict({"peak": 10**6}, {"peak": 1}), explanation=peak)
     assert "the test raised ValueError on its second run" in text
 
 

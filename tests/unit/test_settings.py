@@ -30,6 +30,8 @@ from pytest_allocbudget.tolerance import Tolerance
 NODE = "tests/test_a.py::test_a[1]"
 SOURCE = "--alloc-tolerance = 'x'"
 FIVE = Tolerance(percent=Fraction(5))
+#: What a single spec without a byte size (``"5%"``, ``0``) gives: the same tolerance for every metric.
+ALL_FIVE = {"peak": FIVE, "retained": FIVE, "allocations": FIVE, "allocated": FIVE}
 
 Marks = list[tuple[tuple[object, ...], Mapping[str, object]]]
 
@@ -39,9 +41,13 @@ Marks = list[tuple[tuple[object, ...], Mapping[str, object]]]
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("5%", {"peak": FIVE, "retained": FIVE}),
-        ("2%, 4 KiB", {name: Tolerance(Fraction(2), 4096) for name in METRICS}),
-        (0, {"peak": Tolerance(), "retained": Tolerance()}),
+        ("5%", ALL_FIVE),
+        # a byte size does not fit the count metric: it is left to its own default
+        ("2%, 4 KiB", {name: Tolerance(Fraction(2), 4096) for name in ("peak", "retained", "allocated")}),
+        ("4 KiB", {name: Tolerance(absolute=4096) for name in ("peak", "retained", "allocated")}),
+        (0, {"peak": Tolerance(), "retained": Tolerance(), "allocations": Tolerance(), "allocated": Tolerance()}),
+        ("allocations: 5%, 16", {"allocations": Tolerance(Fraction(5), 16)}),
+        ({"allocated": "1 KiB", "allocations": 0}, {"allocated": Tolerance(absolute=1024), "allocations": Tolerance()}),
         pytest.param("peak: 5%; retained: 0", {"peak": FIVE, "retained": Tolerance()}, marks=pytest.mark.smoke),
         ("peak: 5%, 1 KiB", {"peak": Tolerance(Fraction(5), 1024)}),
         (" peak : 5% ; ", {"peak": FIVE}),
@@ -55,13 +61,31 @@ def test_parse_tolerances(spec: object, expected: dict[str, Tolerance]) -> None:
     assert parse_tolerances(spec, SOURCE) == expected
 
 
+def test_parse_tolerances_single_spec_covers_every_metric_it_fits() -> None:
+    assert set(parse_tolerances("5%", SOURCE)) == set(METRICS)
+    assert set(parse_tolerances("1 MiB", SOURCE)) == {
+        name for name, metric in METRICS.items() if metric.unit == "bytes"
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"), [("allocations: 4 KiB", "allocations: "), ({"allocations": "1.5"}, "allocations: ")]
+)
+def test_parse_tolerances_count_metric_takes_plain_numbers(spec: object, fragment: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        parse_tolerances(spec, SOURCE)
+    message = str(info.value)
+    assert message.startswith(f"{SOURCE}: {fragment}")
+    assert "whole number of count" in message
+
+
 @pytest.mark.parametrize("spec", ["bogus: 5%", "peak: 5%; heap: 1 KiB", {"heap": "5%"}])
 def test_parse_tolerances_unknown_metric(spec: object) -> None:
     with pytest.raises(SettingsError) as info:
         parse_tolerances(spec, SOURCE)
     message = str(info.value)
     assert message.startswith(f"{SOURCE}: unknown metric ")
-    assert message.endswith("known metrics: peak, retained")
+    assert message.endswith("known metrics: peak, retained, allocations, allocated")
 
 
 @pytest.mark.parametrize(
@@ -101,7 +125,12 @@ def test_parse_marker_bare() -> None:
 
 def test_parse_marker_all_arguments() -> None:
     plan = parse_marker([((), {"peak": "2 MiB", "retained": 0, "tolerance": "5%", "warmup": True})], NODE)
-    assert plan == MarkerPlan({"peak": 2 * 1024**2, "retained": 0}, {"peak": FIVE, "retained": FIVE}, True)
+    assert plan == MarkerPlan({"peak": 2 * 1024**2, "retained": 0}, ALL_FIVE, True)
+
+
+def test_parse_marker_count_limits() -> None:
+    plan = parse_marker([((), {"allocations": 500, "allocated": "64 KiB"})], NODE)
+    assert plan == MarkerPlan({"allocations": 500, "allocated": 64 * 1024})
 
 
 def test_parse_marker_none_values_are_ignored() -> None:
@@ -122,7 +151,7 @@ def test_parse_marker_closest_wins() -> None:
         ((), {"peak": 300}),  # function: closest
     ]
     plan = parse_marker(marks, NODE)
-    assert plan == MarkerPlan({"peak": 300, "retained": 100}, {"peak": FIVE, "retained": FIVE}, True)
+    assert plan == MarkerPlan({"peak": 300, "retained": 100}, ALL_FIVE, True)
 
 
 def test_parse_marker_closer_none_clears_a_farther_limit() -> None:
@@ -160,7 +189,7 @@ def test_parse_marker_unknown_keyword_names_node_argument_and_value() -> None:
         parse_marker([((), {"heap": "1 MiB"})], NODE)
     assert str(info.value) == (
         f"{NODE}: @pytest.mark.{MARKER}: unknown argument heap='1 MiB'; "
-        "expected one of enabled, tolerance, warmup, peak, retained"
+        "expected one of enabled, tolerance, warmup, peak, retained, allocations, allocated"
     )
 
 
@@ -171,7 +200,19 @@ def test_parse_marker_enabled_by_keyword() -> None:
         parse_marker([((), {"enabled": "no"})], NODE)
 
 
-@pytest.mark.parametrize(("name", "value"), [("peak", "lots"), ("peak", "1.5 B"), ("retained", -1), ("peak", 1.5)])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("peak", "lots"),
+        ("peak", "1.5 B"),
+        ("retained", -1),
+        ("peak", 1.5),
+        ("allocated", "lots"),
+        ("allocations", "1 KiB"),  # a count takes no unit
+        ("allocations", -1),
+        ("allocations", True),
+    ],
+)
 def test_parse_marker_bad_size(name: str, value: object) -> None:
     with pytest.raises(SettingsError) as info:
         parse_marker([((), {name: value})], NODE)
@@ -193,7 +234,7 @@ def test_parse_marker_bad_tolerance_names_node_and_value() -> None:
     assert "two percentages" in message
 
 
-@given(st.lists(st.dictionaries(st.sampled_from(["peak", "retained"]), st.integers(0, 10**9)), max_size=5))
+@given(st.lists(st.dictionaries(st.sampled_from(sorted(METRICS)), st.integers(0, 10**9)), max_size=5))
 def test_parse_marker_limits_are_the_closest_values(kwargs_per_mark: list[dict[str, int]]) -> None:
     expected: dict[str, int] = {}
     for kwargs in kwargs_per_mark:

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_allocbudget import store
+from pytest_allocbudget.metrics import METRICS
 from pytest_allocbudget.store import HEADER, BudgetFile, BudgetFileError, dump, load, loads, save
 
 SOURCE = "budgets.yaml"
@@ -74,7 +75,7 @@ node_ids = st.one_of(
 )
 regions = st.one_of(st.none(), st.text(max_size=20), odd_pieces)
 values = st.dictionaries(
-    st.sampled_from(["peak", "retained"]), st.integers(min_value=0, max_value=2**63), min_size=1, max_size=2
+    st.sampled_from(sorted(METRICS)), st.integers(min_value=0, max_value=2**63), min_size=1, max_size=len(METRICS)
 )
 profile_names = st.one_of(st.sampled_from(["cpython-3.9", "cpython-3.13t", "pypy-3.10"]), st.text(max_size=15))
 budget_files = st.builds(
@@ -412,7 +413,7 @@ def test_loads_unknown_metric_names_key_path_and_line() -> None:
     text = "version: 1\nprofiles:\n  cpython-3.11:\n    tests/test_a.py::test_x:\n      peak: 100\n      heap: 5\n"
     assert _error(text) == (
         f"{SOURCE}:6 at profiles.cpython-3.11.tests/test_a.py::test_x.heap: "
-        "unknown metric 'heap'; known metrics: peak, retained"
+        "unknown metric 'heap'; known metrics: peak, retained, allocations, allocated"
     )
 
 

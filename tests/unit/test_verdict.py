@@ -128,6 +128,38 @@ def test_default_tolerance_comes_from_the_metric() -> None:
     assert verdict.status is Status.FAILED
 
 
+def test_default_tolerance_of_the_count_and_allocated_metrics() -> None:
+    assert METRICS["allocations"].default_tolerance == Tolerance(percent=Fraction(2), absolute=16)
+    assert METRICS["allocated"].default_tolerance == Tolerance(percent=Fraction(2), absolute=4096)
+    # small counts get the absolute 16, large ones 2%
+    assert judge(KEY, PROFILE, {"allocations": 116}, {"allocations": 100}, {}, {}, True).status is Status.PASSED
+    assert judge(KEY, PROFILE, {"allocations": 117}, {"allocations": 100}, {}, {}, True).status is Status.FAILED
+    assert judge(KEY, PROFILE, {"allocations": 10_200}, {"allocations": 10_000}, {}, {}, True).status is Status.PASSED
+    assert judge(KEY, PROFILE, {"allocations": 10_201}, {"allocations": 10_000}, {}, {}, True).status is Status.FAILED
+
+
+def test_a_regression_in_allocations_alone_fails() -> None:
+    budget = {"peak": 1000, "retained": 0, "allocations": 100, "allocated": 5000}
+    status, metrics = run(
+        {"peak": 1000, "retained": 0, "allocations": 10_000, "allocated": 5000}, budget, tolerances={}
+    )
+    assert status is Status.FAILED
+    assert metrics == {
+        "peak": MetricStatus.OK,
+        "retained": MetricStatus.OK,
+        "allocations": MetricStatus.REGRESSED,
+        "allocated": MetricStatus.OK,
+    }
+
+
+def test_recorded_metrics_that_were_not_measured_are_not_judged() -> None:
+    # a tracemalloc-only run measures peak and retained; the entry's counter metrics are neither failed nor passed
+    budget = {"peak": 1000, "retained": 0, "allocations": 1, "allocated": 1}
+    verdict = judge(KEY, PROFILE, {"peak": 1000, "retained": 0}, budget, {}, {}, True)
+    assert verdict.status is Status.PASSED
+    assert [result.metric for result in verdict.metrics] == ["peak", "retained"]
+
+
 def test_failures_and_improvements() -> None:
     verdict = judge(
         KEY, PROFILE, {"peak": 5000, "retained": 0}, {"peak": 100, "retained": 10_000}, {}, TEN_PERCENT, True
@@ -163,7 +195,14 @@ def test_change_without_budget_or_with_zero_budget() -> None:
 
 def test_metric_result_unit() -> None:
     assert _result(1, 1).unit == "bytes"
-    assert {name: metric.unit for name, metric in METRICS.items()} == {"peak": "bytes", "retained": "bytes"}
+    assert MetricResult("allocations", 1, 1, None, Tolerance(), MetricStatus.OK).unit == "count"
+    assert {name: metric.unit for name, metric in METRICS.items()} == {
+        "peak": "bytes",
+        "retained": "bytes",
+        "allocations": "count",
+        "allocated": "bytes",
+    }
+    assert list(METRICS) == ["peak", "retained", "allocations", "allocated"]  # the canonical order
 
 
 def test_verdict_carries_the_judged_values() -> None:

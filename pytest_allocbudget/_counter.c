@@ -1,0 +1,632 @@
+/* Allocation counter: wraps CPython's RAW, MEM and OBJ allocator domains while a region is measured.
+ *
+ * tracemalloc keeps only live blocks and walks the Python stack on every allocation.  This hook keeps what the
+ * budgets need and nothing more: the number of allocation calls, the bytes they requested, and, through a table
+ * of the blocks allocated since start, the bytes still alive and their peak.  It always calls the allocator it
+ * replaced, so it composes with tracemalloc and with other hooks, provided they are removed in reverse order.
+ *
+ * What counts (the definitions the documentation repeats):
+ *   - malloc and calloc calls that succeed: one allocation each, their requested size in "allocated";
+ *   - a realloc that grows a block, moves it, or resizes a block allocated before start: one allocation, its
+ *     new size in "allocated"; a realloc that shrinks in place is not an allocation but updates live bytes;
+ *   - frees are not counted; they lower live bytes when the block was allocated since start;
+ *   - an OBJ or MEM call that the allocator below passes on to the RAW domain (pymalloc does this for blocks over
+ *     512 bytes) is counted once, in the domain the program called.
+ * By default only the thread that called start() is counted; frees are honoured from every thread.
+ *
+ * Safety: start() refuses to install twice.  stop() restores the previous allocators only if this hook is still
+ * the installed one in every domain; otherwise (someone hooked on top of us, or removed us out of order) it
+ * stops counting, leaves the chain alone, keeps its forwarding data alive forever, and raises RuntimeError.
+ * The RAW domain is called without the GIL, so all shared state sits behind a spinlock.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(_WIN32)
+#include <windows.h>
+#define yield_cpu() SwitchToThread()
+#else
+#include <sched.h>
+#define yield_cpu() sched_yield()
+#endif
+
+#if defined(_MSC_VER)
+#define THREAD_LOCAL __declspec(thread)
+#else
+#define THREAD_LOCAL _Thread_local
+#endif
+
+/* ------------------------------------------------------------------------------------------------- lock */
+
+static atomic_flag lock = ATOMIC_FLAG_INIT;
+
+static inline void
+lock_acquire(void)
+{
+    int spins = 0;
+    while (atomic_flag_test_and_set_explicit(&lock, memory_order_acquire)) {
+        if (++spins > 64) {
+            yield_cpu();
+            spins = 0;
+        }
+    }
+}
+
+static inline void
+lock_release(void)
+{
+    atomic_flag_clear_explicit(&lock, memory_order_release);
+}
+
+/* ------------------------------------------------------------------------------- tables of live blocks */
+/* The size of every block allocated since start(), so that a free can subtract it.  Memory comes from the C
+ * library, never from Python.
+ *
+ * A hash table keyed by address costs a cache miss on nearly every call, because its slots are scattered; that
+ * made allocation-heavy code 2 to 4 times slower.  Blocks allocated one after another usually sit side by side,
+ * so this is a page table instead: the address space is cut into 1 MiB chunks, each chunk that holds a tracked
+ * block gets a leaf array with one 32-bit entry per 8 bytes (0 = no block, else size + 1), found through a small
+ * hash of chunk numbers with a one-entry cache.  Neighbouring blocks share cache lines, and a lookup of an
+ * untracked block is one read.  Sizes that do not fit in 32 bits go to a short overflow list.
+ *
+ * Two tables: one for the MEM and OBJ domains, which are only ever called with the GIL held, so the GIL guards it
+ * and the hot path takes no lock; one for the RAW domain, which any thread may call without the GIL, behind the
+ * spinlock.  A block is freed through the domain it was allocated in, so it is always found in its own table. */
+
+#define CHUNK_SHIFT 20
+#define GRAIN_SHIFT 3
+#define LEAF_ENTRIES ((size_t)1 << (CHUNK_SHIFT - GRAIN_SHIFT))
+#define BIG UINT32_MAX
+
+typedef struct {
+    uintptr_t chunk; /* chunk number + 1; 0 = empty slot */
+    uint32_t *leaf;
+} leaf_ref_t;
+
+typedef struct {
+    uintptr_t ptr;
+    size_t size;
+} big_t;
+
+typedef struct {
+    leaf_ref_t *refs;
+    size_t capacity; /* a power of two, or 0 */
+    size_t used;
+    uintptr_t last_chunk; /* chunk number + 1 of the cached leaf, 0 when none */
+    uint32_t *last_leaf;
+    big_t *big;
+    size_t big_used;
+    size_t big_capacity;
+    int failed; /* the C library could not give memory: live/peak are no longer exact */
+} table_t;
+
+static table_t gil_table;
+static table_t raw_table;
+
+static inline size_t
+ref_slot(const table_t *t, uintptr_t chunk)
+{
+    return (size_t)(((uint64_t)chunk * UINT64_C(0x9E3779B97F4A7C15)) >> 20) & (t->capacity - 1);
+}
+
+static int
+refs_grow(table_t *t)
+{
+    size_t old_capacity = t->capacity;
+    leaf_ref_t *old = t->refs;
+    size_t new_capacity = old_capacity ? old_capacity * 2 : 64;
+    leaf_ref_t *refs = calloc(new_capacity, sizeof(leaf_ref_t));
+    if (refs == NULL) {
+        return -1;
+    }
+    t->refs = refs;
+    t->capacity = new_capacity;
+    for (size_t i = 0; i < old_capacity; i++) {
+        if (old[i].chunk) {
+            size_t j = ref_slot(t, old[i].chunk);
+            while (t->refs[j].chunk) {
+                j = (j + 1) & (t->capacity - 1);
+            }
+            t->refs[j] = old[i];
+        }
+    }
+    free(old);
+    return 0;
+}
+
+/* The leaf of ptr's chunk; created when `create` is set.  NULL when there is none (or no memory for it). */
+static inline uint32_t *
+leaf_of(table_t *t, uintptr_t ptr, int create)
+{
+    uintptr_t chunk = (ptr >> CHUNK_SHIFT) + 1;
+    if (chunk == t->last_chunk) {
+        return t->last_leaf;
+    }
+    if (t->capacity) {
+        size_t i = ref_slot(t, chunk);
+        while (t->refs[i].chunk) {
+            if (t->refs[i].chunk == chunk) {
+                t->last_chunk = chunk;
+                t->last_leaf = t->refs[i].leaf;
+                return t->last_leaf;
+            }
+            i = (i + 1) & (t->capacity - 1);
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    if ((t->used + 1) * 2 > t->capacity && refs_grow(t) < 0) {
+        return NULL;
+    }
+    uint32_t *leaf = calloc(LEAF_ENTRIES, sizeof(uint32_t));
+    if (leaf == NULL) {
+        return NULL;
+    }
+    size_t i = ref_slot(t, chunk);
+    while (t->refs[i].chunk) {
+        i = (i + 1) & (t->capacity - 1);
+    }
+    t->refs[i].chunk = chunk;
+    t->refs[i].leaf = leaf;
+    t->used++;
+    t->last_chunk = chunk;
+    t->last_leaf = leaf;
+    return leaf;
+}
+
+static inline size_t
+entry_of(uintptr_t ptr)
+{
+    return (size_t)((ptr & (((uintptr_t)1 << CHUNK_SHIFT) - 1)) >> GRAIN_SHIFT);
+}
+
+static int
+big_put(table_t *t, uintptr_t ptr, size_t size)
+{
+    if (t->big_used == t->big_capacity) {
+        size_t capacity = t->big_capacity ? t->big_capacity * 2 : 16;
+        big_t *big = realloc(t->big, capacity * sizeof(big_t));
+        if (big == NULL) {
+            return -1;
+        }
+        t->big = big;
+        t->big_capacity = capacity;
+    }
+    t->big[t->big_used].ptr = ptr;
+    t->big[t->big_used].size = size;
+    t->big_used++;
+    return 0;
+}
+
+static size_t
+big_pop(table_t *t, uintptr_t ptr)
+{
+    for (size_t i = 0; i < t->big_used; i++) {
+        if (t->big[i].ptr == ptr) {
+            size_t size = t->big[i].size;
+            t->big[i] = t->big[--t->big_used];
+            return size;
+        }
+    }
+    return 0;
+}
+
+/* Records ptr; returns 0, or -1 when it could not be recorded (the table is then marked inexact). */
+static int
+table_put(table_t *t, uintptr_t ptr, size_t size)
+{
+    uint32_t *leaf = leaf_of(t, ptr, 1);
+    if (leaf == NULL) {
+        t->failed = 1;
+        return -1;
+    }
+    size_t e = entry_of(ptr);
+    if (leaf[e] == BIG) {
+        big_pop(t, ptr); /* a stale record of the same address */
+    }
+    if (size >= (size_t)BIG - 1) {
+        if (big_put(t, ptr, size) < 0) {
+            leaf[e] = 0;
+            t->failed = 1;
+            return -1;
+        }
+        leaf[e] = BIG;
+    }
+    else {
+        leaf[e] = (uint32_t)size + 1;
+    }
+    return 0;
+}
+
+/* Removes ptr; returns 1 and its size when it was there. */
+static inline int
+table_pop(table_t *t, uintptr_t ptr, size_t *size)
+{
+    uint32_t *leaf = leaf_of(t, ptr, 0);
+    if (leaf == NULL) {
+        return 0;
+    }
+    size_t e = entry_of(ptr);
+    uint32_t value = leaf[e];
+    if (!value) {
+        return 0;
+    }
+    leaf[e] = 0;
+    *size = value == BIG ? big_pop(t, ptr) : (size_t)value - 1;
+    return 1;
+}
+
+static void
+table_clear(table_t *t)
+{
+    for (size_t i = 0; i < t->capacity; i++) {
+        free(t->refs[i].leaf);
+    }
+    free(t->refs);
+    free(t->big);
+    memset(t, 0, sizeof(*t));
+}
+
+/* ------------------------------------------------------------------------------------------- counters */
+/* Each tally has one writer at a time (the GIL holder, or the spinlock holder), so updates are a relaxed load and
+ * store, no locked instruction; they are atomics only so that readers in other threads see whole values. */
+
+typedef struct {
+    atomic_ullong allocations;
+    atomic_ullong allocated;
+    atomic_ullong live;
+} tally_t;
+
+static tally_t gil_tally;
+static tally_t raw_tally;
+static atomic_ullong peak = 0;
+
+static inline void
+add(atomic_ullong *value, unsigned long long amount)
+{
+    atomic_store_explicit(value, atomic_load_explicit(value, memory_order_relaxed) + amount, memory_order_relaxed);
+}
+
+static inline void
+sub(atomic_ullong *value, unsigned long long amount)
+{
+    atomic_store_explicit(value, atomic_load_explicit(value, memory_order_relaxed) - amount, memory_order_relaxed);
+}
+
+static inline void
+raise_peak(void)
+{
+    unsigned long long now = atomic_load_explicit(&gil_tally.live, memory_order_relaxed) +
+                             atomic_load_explicit(&raw_tally.live, memory_order_relaxed);
+    unsigned long long high = atomic_load_explicit(&peak, memory_order_relaxed);
+    while (now > high && !atomic_compare_exchange_weak(&peak, &high, now)) {
+    }
+}
+
+static atomic_int counting = 0;              /* the hook counts only while this is set */
+static atomic_int paused = 0;                /* while set, new blocks are not counted; frees still are */
+static int all_threads = 0;
+static atomic_ullong generation = 0;         /* bumped by every start() */
+static THREAD_LOCAL unsigned long long my_generation = 0; /* == generation in the thread that called start() */
+static THREAD_LOCAL int in_hook = 0;         /* set while a hook calls down, so RAW does not count again */
+
+static inline int
+counts_new_blocks(void)
+{
+    return !atomic_load_explicit(&paused, memory_order_relaxed) &&
+           (all_threads || my_generation == atomic_load_explicit(&generation, memory_order_relaxed));
+}
+
+/* The accounting of one call; `raw` selects the RAW table and tally, and the lock that guards them. */
+static inline void
+account(int raw, void *old, void *ptr, size_t size, int is_realloc)
+{
+    table_t *table = raw ? &raw_table : &gil_table;
+    tally_t *tally = raw ? &raw_tally : &gil_tally;
+    int counts = ptr != NULL && counts_new_blocks();
+    if (raw) {
+        lock_acquire();
+    }
+    size_t old_size = 0;
+    int tracked = 0;
+    if (old != NULL) {
+        tracked = table_pop(table, (uintptr_t)old, &old_size);
+        if (tracked) {
+            sub(&tally->live, old_size);
+        }
+    }
+    if (ptr != NULL && (counts || tracked)) {
+        /* A block the counted thread owns stays tracked whoever resizes it.  A realloc is an allocation when it
+         * grows or moves the block, or resizes one allocated before start (its old size is unknown). */
+        if (counts && (!is_realloc || !tracked || size > old_size || ptr != old)) {
+            add(&tally->allocations, 1);
+            add(&tally->allocated, size);
+        }
+        if (table_put(table, (uintptr_t)ptr, size) == 0) {
+            add(&tally->live, size);
+            raise_peak();
+        }
+    }
+    if (raw) {
+        lock_release();
+    }
+}
+
+/* ------------------------------------------------------------------------------------------- the hooks */
+
+typedef struct hook_set hook_set_t;
+
+typedef struct {
+    PyMemAllocatorEx previous;
+    PyMemAllocatorDomain domain;
+    hook_set_t *set;
+} hook_ctx_t;
+
+struct hook_set {
+    hook_ctx_t domains[3];
+};
+
+static hook_set_t static_set;
+/* The set whose hooks count, NULL when none.  An abandoned set may still sit in the chain; it only forwards. */
+static hook_set_t *_Atomic installed = NULL;
+static hook_set_t *spare = &static_set; /* the set the next start() uses; NULL after a set was abandoned */
+
+static inline int
+skip(const hook_ctx_t *ctx)
+{
+    /* RAW calls made on behalf of an OBJ/MEM call are that call's, already counted. */
+    return !atomic_load_explicit(&counting, memory_order_relaxed) ||
+           atomic_load_explicit(&installed, memory_order_relaxed) != ctx->set ||
+           (ctx->domain == PYMEM_DOMAIN_RAW && in_hook);
+}
+
+static void *
+hook_malloc(void *vctx, size_t size)
+{
+    hook_ctx_t *ctx = (hook_ctx_t *)vctx;
+    if (skip(ctx)) {
+        return ctx->previous.malloc(ctx->previous.ctx, size);
+    }
+    in_hook++;
+    void *ptr = ctx->previous.malloc(ctx->previous.ctx, size);
+    in_hook--;
+    if (ptr != NULL) {
+        account(ctx->domain == PYMEM_DOMAIN_RAW, NULL, ptr, size, 0);
+    }
+    return ptr;
+}
+
+static void *
+hook_calloc(void *vctx, size_t nelem, size_t elsize)
+{
+    hook_ctx_t *ctx = (hook_ctx_t *)vctx;
+    if (skip(ctx)) {
+        return ctx->previous.calloc(ctx->previous.ctx, nelem, elsize);
+    }
+    in_hook++;
+    void *ptr = ctx->previous.calloc(ctx->previous.ctx, nelem, elsize);
+    in_hook--;
+    if (ptr != NULL) {
+        account(ctx->domain == PYMEM_DOMAIN_RAW, NULL, ptr, nelem * elsize, 0);
+    }
+    return ptr;
+}
+
+static void *
+hook_realloc(void *vctx, void *old, size_t size)
+{
+    hook_ctx_t *ctx = (hook_ctx_t *)vctx;
+    if (skip(ctx)) {
+        return ctx->previous.realloc(ctx->previous.ctx, old, size);
+    }
+    in_hook++;
+    void *ptr = ctx->previous.realloc(ctx->previous.ctx, old, size);
+    in_hook--;
+    if (ptr != NULL) { /* on failure the old block is untouched */
+        account(ctx->domain == PYMEM_DOMAIN_RAW, old, ptr, size, 1);
+    }
+    return ptr;
+}
+
+static void
+hook_free(void *vctx, void *ptr)
+{
+    hook_ctx_t *ctx = (hook_ctx_t *)vctx;
+    if (skip(ctx)) {
+        ctx->previous.free(ctx->previous.ctx, ptr);
+        return;
+    }
+    if (ptr != NULL) {
+        account(ctx->domain == PYMEM_DOMAIN_RAW, ptr, NULL, 0, 0);
+    }
+    in_hook++;
+    ctx->previous.free(ctx->previous.ctx, ptr);
+    in_hook--;
+}
+
+static const PyMemAllocatorDomain DOMAINS[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
+
+static int
+is_ours(PyMemAllocatorDomain domain, hook_ctx_t *ctx)
+{
+    PyMemAllocatorEx current;
+    PyMem_GetAllocator(domain, &current);
+    return current.ctx == ctx && current.malloc == hook_malloc && current.calloc == hook_calloc &&
+           current.realloc == hook_realloc && current.free == hook_free;
+}
+
+/* ------------------------------------------------------------------------------------------- Python API */
+
+static PyObject *
+counter_start(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    (void)module;
+    static char *keywords[] = {"all_threads", NULL};
+    int every_thread = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:start", keywords, &every_thread)) {
+        return NULL;
+    }
+#ifdef Py_GIL_DISABLED
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the allocation counter does not support free-threaded Python builds");
+    return NULL;
+#endif
+    if (installed != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the allocation counter is already running");
+        return NULL;
+    }
+    hook_set_t *set = spare;
+    if (set == NULL) {
+        /* The previous set may still be in someone's chain, so it is never reused or freed. */
+        set = calloc(1, sizeof(hook_set_t));
+        if (set == NULL) {
+            return PyErr_NoMemory();
+        }
+        spare = set;
+    }
+    lock_acquire();
+    table_clear(&gil_table);
+    table_clear(&raw_table);
+    lock_release();
+    for (int i = 0; i < 2; i++) {
+        tally_t *tally = i ? &raw_tally : &gil_tally;
+        atomic_store(&tally->allocations, 0);
+        atomic_store(&tally->allocated, 0);
+        atomic_store(&tally->live, 0);
+    }
+    atomic_store(&peak, 0);
+    atomic_store(&paused, 0);
+    all_threads = every_thread;
+    my_generation = atomic_fetch_add(&generation, 1) + 1;
+    for (int i = 0; i < 3; i++) {
+        hook_ctx_t *ctx = &set->domains[i];
+        ctx->domain = DOMAINS[i];
+        ctx->set = set;
+        PyMem_GetAllocator(DOMAINS[i], &ctx->previous);
+    }
+    for (int i = 0; i < 3; i++) {
+        PyMemAllocatorEx hook = {&set->domains[i], hook_malloc, hook_calloc, hook_realloc, hook_free};
+        PyMem_SetAllocator(DOMAINS[i], &hook);
+    }
+    installed = set;
+    atomic_store(&counting, 1); /* last: nothing above is counted */
+    Py_RETURN_NONE;
+}
+
+/* Stops counting and unhooks.  Returns (allocations, allocated, live, peak, exact); the tuple is built after
+ * the hooks are gone, so it is not counted. */
+static PyObject *
+counter_stop(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    atomic_store(&counting, 0); /* first: nothing below is counted */
+    if (installed == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the allocation counter is not running");
+        return NULL;
+    }
+    lock_acquire();
+    unsigned long long n = atomic_load(&gil_tally.allocations) + atomic_load(&raw_tally.allocations);
+    unsigned long long bytes = atomic_load(&gil_tally.allocated) + atomic_load(&raw_tally.allocated);
+    unsigned long long alive = atomic_load(&gil_tally.live) + atomic_load(&raw_tally.live);
+    unsigned long long high = atomic_load(&peak);
+    int exact = !gil_table.failed && !raw_table.failed;
+    lock_release();
+
+    hook_set_t *set = installed;
+    int on_top = 1;
+    for (int i = 2; i >= 0; i--) {
+        on_top = on_top && is_ours(DOMAINS[i], &set->domains[i]);
+    }
+    installed = NULL;
+    if (!on_top) {
+        /* Someone hooked above us or removed us out of order.  Restoring now would cut them out of the chain (or
+         * put back an allocator they have torn down), so leave the chain as it is.  Our hooks may still be
+         * called: they forward through `set`, which therefore stays untouched for good; the next start() uses
+         * new memory. */
+        spare = NULL;
+        /* The tables are left as they are: a hook still in the chain may be in the middle of using one. */
+        PyErr_SetString(
+            PyExc_RuntimeError,
+            "the allocation counter is no longer the installed allocator (another allocator hook, such as "
+            "tracemalloc, was started after it and is still running, or removed it out of order); it stopped "
+            "counting and left the allocator chain untouched. Stop hooks in the reverse order of starting them.");
+        return NULL;
+    }
+    for (int i = 2; i >= 0; i--) {
+        PyMem_SetAllocator(DOMAINS[i], &set->domains[i].previous);
+    }
+    lock_acquire();
+    table_clear(&gil_table);
+    table_clear(&raw_table);
+    lock_release();
+    return Py_BuildValue("(KKKKO)", n, bytes, alive, high, exact ? Py_True : Py_False);
+}
+
+static PyObject *
+counter_running(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyBool_FromLong(installed != NULL);
+}
+
+/* pause() and resume() allocate nothing, so they can bracket code that must not be counted (the closing
+ * collection of a region, an explanation's own bookkeeping) while frees of counted blocks are still honoured. */
+static PyObject *
+counter_pause(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    atomic_store(&paused, 1);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+counter_resume(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    atomic_store(&paused, 0);
+    Py_RETURN_NONE;
+}
+
+/* counts() -> (allocations, allocated) so far, without stopping; the tuple is counted unless paused. */
+static PyObject *
+counter_counts(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    unsigned long long n = atomic_load(&gil_tally.allocations) + atomic_load(&raw_tally.allocations);
+    unsigned long long bytes = atomic_load(&gil_tally.allocated) + atomic_load(&raw_tally.allocated);
+    return Py_BuildValue("(KK)", n, bytes);
+}
+
+static PyMethodDef methods[] = {
+    {"start", (PyCFunction)(void (*)(void))counter_start, METH_VARARGS | METH_KEYWORDS,
+     "start(all_threads=False): hook the allocators and count from now on."},
+    {"stop", counter_stop, METH_NOARGS,
+     "stop() -> (allocations, allocated, live, peak, exact): unhook and return the counts."},
+    {"running", counter_running, METH_NOARGS, "running() -> bool: whether the hooks are installed."},
+    {"pause", counter_pause, METH_NOARGS, "pause(): stop counting new blocks; frees of counted ones still count."},
+    {"resume", counter_resume, METH_NOARGS, "resume(): count new blocks again."},
+    {"counts", counter_counts, METH_NOARGS, "counts() -> (allocations, allocated) so far."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_counter",
+    "Allocation counter hooked into CPython's allocator domains; see pytest_allocbudget.counter.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__counter(void)
+{
+    return PyModule_Create(&module_def);
+}
