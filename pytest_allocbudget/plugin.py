@@ -20,9 +20,9 @@ import pytest
 
 from .counter import CounterProbe, unavailable_reason
 from .explain import Explanation, explain
-from .measure import Probe, Region, TracemallocProbe
+from .measure import Probe, Region, TracemallocProbe, interference
 from .regions import AllocBudget
-from .report import counter_missing_text, summary_lines
+from .report import counter_missing_text, interference_text, summary_lines
 from .session import BudgetSession, Recorded
 from .settings import (
     DEFAULT_FILE,
@@ -179,6 +179,7 @@ class AllocBudgetPlugin:
         if settings.engine == "counter" and self.counter_missing is not None:
             raise pytest.UsageError(f"--alloc-engine=counter: {self.counter_missing}")
         self.write_error: str | None = None
+        self.interference: str | None = None  # a tracer or profiler seen active when a test was measured
         self.measured_any = False
         self.froze = False
 
@@ -233,6 +234,11 @@ class AllocBudgetPlugin:
 
     # ----------------------------------------------------------------------------------------- one test
 
+    def note_interference(self) -> None:
+        """Called right before a window opens, when any wrapper around the test has started its tools."""
+        if self.interference is None:
+            self.interference = interference()
+
     def region(self, key: EntryKey, plan: MarkerPlan) -> Region:
         """A region measured by this run's engine: the counter alone, or with tracemalloc beside it (trace mode),
         or tracemalloc alone where the counter is missing or not wanted."""
@@ -251,11 +257,12 @@ class AllocBudgetPlugin:
         if isinstance(plan, SettingsError):
             pytest.fail(str(plan), pytrace=False)
 
-    @pytest.hookimpl(wrapper=True, trylast=True)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Generator[None, Any, Any]:
-        # The test function itself is swapped for one that measures only its call: the innermost wrapper
-        # (trylast) swaps it last, and pytest's own calling code (argument dict, async and return checks)
-        # stays outside the measured window.
+        # The test function itself is swapped for one that measures only its call.  Swapping first (the
+        # outermost wrapper) matters: a plugin that swaps it too (a memory profiler starting its tracker, a
+        # retry plugin) then wraps our measuring function, so its own work stays outside the window, as does
+        # pytest's calling code (argument dict, async and return checks).
         plan = pyfuncitem.stash.get(_plan_key, None)
         if not isinstance(plan, MarkerPlan):
             return (yield)
@@ -273,7 +280,7 @@ class AllocBudgetPlugin:
             ):
                 explanation.append(explain(lambda: function(*args, **kwargs)))
 
-        pyfuncitem.obj = measured_call(function, region, plan.warmup, explain_if_failed)
+        pyfuncitem.obj = measured_call(function, region, plan.warmup, explain_if_failed, self.note_interference)
         try:
             result = yield
         finally:
@@ -327,6 +334,8 @@ class AllocBudgetPlugin:
         )
         if self.counter_missing is not None:
             lines.append((counter_missing_text(self.counter_missing), "yellow"))
+        if self.interference is not None:
+            lines.append((interference_text(self.interference), "yellow"))
         for text, color in lines:
             terminalreporter.write_line(text, **({color: True} if color else {}))
 
@@ -336,6 +345,7 @@ def measured_call(
     region: Region,
     warmup: bool,
     after: Callable[[tuple[Any, ...], dict[str, Any]], None],
+    before: Callable[[], None] | None = None,
 ) -> Callable[..., Any]:
     """``function``, measured by ``region`` when called; with ``warmup``, called once unmeasured first.
 
@@ -348,6 +358,8 @@ def measured_call(
             function(*args, **kwargs)
         elif _KEEPS_FIRST_FRAME:
             _prime_frame(function)
+        if before is not None:
+            before()
         if args or kwargs:
             with region:
                 result = function(*args, **kwargs)

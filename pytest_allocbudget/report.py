@@ -216,3 +216,12 @@ def counter_missing_text(reason: str) -> str:
         f"allocation counts unavailable: {reason}. peak and retained were measured with tracemalloc; "
         "recorded allocations and allocated budgets were not checked"
     )
+
+
+def interference_text(what: str) -> str:
+    """Said once per run when a tracer or profiler was active while tests were measured."""
+    return (
+        f"{what} was active while tests were measured: tracing and profiling change what the interpreter "
+        "allocates, so record and check budgets under the same tools (for example both with or both without "
+        "coverage)"
+    )
