@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -87,59 +88,102 @@ def dump(budgets: BudgetFile) -> str:
     """Serialise deterministically: the same budgets always give the same text.
 
     ``version`` comes first, then profiles, node ids, regions and metrics, each sorted, so that the order never
-    depends on the order tests ran in.
+    depends on the order tests ran in.  The layout is fixed and simple, so it is written directly rather than
+    through PyYAML's emitter, which is slow (almost a second for 10,000 entries) and switches keys of 128
+    characters or more to the explicit ``? key`` form; every key is a plain scalar where that reads back as the
+    same string, and a JSON-quoted one otherwise (JSON strings are valid YAML).
     """
-    profiles: dict[str, object] = {}
+    out = [HEADER, f"version: {FORMAT_VERSION}\n"]
+    if not budgets.profiles:
+        out.append("profiles: {}\n")
+        return "".join(out)
+    out.append("profiles:\n")
     for profile in sorted(budgets.profiles):
-        tests: dict[str, dict[str, object]] = {}
-        for (nodeid, region), values in sorted(budgets.profiles[profile].items(), key=lambda item: _sort_key(item[0])):
-            test = tests.setdefault(nodeid, {})
-            if region is None:
-                test.update(_ordered_values(values))
-            else:
-                regions = test.setdefault("regions", {})
-                assert isinstance(regions, dict)
-                regions[region] = _ordered_values(values)
-        profiles[profile] = {nodeid: _metrics_first(test) for nodeid, test in tests.items()}
-    document: dict[str, object] = {"version": FORMAT_VERSION, "profiles": profiles}
-    body = yaml.dump(
-        document,
-        Dumper=_Dumper,
-        default_flow_style=False,
-        sort_keys=False,  # sorted above; PyYAML's sort would put "profiles" before "version"
-        allow_unicode=False,  # escapes keep odd node ids byte-stable and readable everywhere
-        width=10_000,  # never fold a long node id over two lines
-        indent=2,
-    )
-    return HEADER + body
+        entries = budgets.profiles[profile]
+        if not entries:
+            out.append(f"  {_key(profile)}: {{}}\n")
+            continue
+        out.append(_key_line(2, profile))
+        tests: dict[str, dict[str | None, Values]] = {}
+        for (nodeid, region), values in entries.items():
+            tests.setdefault(nodeid, {})[region] = values
+        for nodeid in sorted(tests):
+            measured = tests[nodeid]
+            out.append(_key_line(4, nodeid))
+            whole = measured.get(None)
+            if whole is not None:
+                out.extend(f"      {name}: {int(whole[name])}\n" for name in sorted(whole))
+            regions = sorted(region for region in measured if region is not None)
+            if regions:
+                out.append("      regions:\n")
+                for region in regions:
+                    values = measured[region]
+                    out.append(_key_line(8, region))
+                    out.extend(f"          {name}: {int(values[name])}\n" for name in sorted(values))
+    return "".join(out)
 
 
-class _Dumper(yaml.SafeDumper):
-    """Writes long node ids as plain keys: PyYAML switches keys of 128 characters or more to the explicit
-    ``? key`` form, which reads badly in a reviewed file; YAML allows implicit keys up to 1024 characters."""
-
-    def check_simple_key(self) -> bool:
-        event = self.event
-        # Printable ASCII needs no escapes, so the written key is at most a few characters (quotes) longer.
-        value = event.value if isinstance(event, yaml.ScalarEvent) else None
-        if value is not None and len(value) < 1000 and value.isascii() and value.isprintable():
-            if self.analysis is None:
-                self.analysis = self.analyze_scalar(value)
-            if not self.analysis.multiline:
-                return True
-        return bool(super().check_simple_key())
+#: Plain scalars that YAML would read back as something other than the same string are quoted.
+_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./:\[\]()=+,@-]*")
+_SPECIAL = {"null", "true", "false", "yes", "no", "on", "off", "y", "n"}
 
 
-def _metrics_first(test: dict[str, object]) -> dict[str, object]:
-    """A whole-test entry's metrics (sorted), then its regions."""
-    ordered = {name: test[name] for name in sorted(test) if name != "regions"}
-    if "regions" in test:
-        ordered["regions"] = test["regions"]
-    return ordered
+def _key_line(indent: int, text: str) -> str:
+    """``key:`` for a key whose value is a mapping on the following lines.  YAML limits an implicit key to 1024
+    characters, so a longer one (a node id with long parameters) is written as an explicit ``? key``."""
+    key = _key(text)
+    pad = " " * indent
+    if len(key) < 1000:
+        return f"{pad}{key}:\n"
+    return f"{pad}? {key}\n{pad}:\n"
 
 
-def _ordered_values(values: Mapping[str, int]) -> dict[str, int]:
-    return {name: int(values[name]) for name in sorted(values)}
+def _key(text: str) -> str:
+    if _PLAIN.fullmatch(text) and not text.endswith(":") and text.lower() not in _SPECIAL:
+        return text
+    return _quote(text)
+
+
+def _quote(text: str) -> str:
+    """A YAML double-quoted scalar in printable ASCII: quotes and backslashes escaped, everything else that is
+    not printable ASCII as \\uXXXX or \\UXXXXXXXX, so the file's bytes are the same everywhere."""
+    out = ['"']
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif " " <= char <= "~":
+            out.append(char)
+        elif ord(char) <= 0xFFFF:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_ESCAPE = re.compile(r'\\(?:u([0-9a-f]{4})|U([0-9a-f]{8})|(["\\]))')
+
+
+def _unquote(raw: str) -> str | None:
+    """The inverse of :func:`_quote`, for exactly what it writes; ``None`` for anything else."""
+    body = raw[1:-1]
+    if "\\" not in body:
+        return body if '"' not in body and body.isascii() and body.isprintable() else None
+    if _ESCAPE.sub("", body).count("\\") or '"' in _ESCAPE.sub("", body):
+        return None
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(3):
+            return match.group(3)
+        code = int(match.group(1) or match.group(2), 16)
+        if 0xD800 <= code <= 0xDFFF:
+            raise ValueError("surrogate")
+        return chr(code)
+
+    try:
+        return _ESCAPE.sub(replace, body)
+    except (ValueError, OverflowError):
+        return None
 
 
 def save(path: Path, budgets: BudgetFile) -> None:
@@ -195,8 +239,141 @@ def load(path: Path) -> BudgetFile:
 
 
 def loads(text: str, source: str = "<budget file>") -> BudgetFile:
-    """Parse and validate budget-file text; ``source`` names it in errors."""
-    loader = yaml.SafeLoader(text)
+    """Parse and validate budget-file text; ``source`` names it in errors.
+
+    A file in the exact layout :func:`dump` writes is read by a line parser (PyYAML needs over half a second for
+    10,000 entries, even with libyaml); anything else, and every file with a problem, goes through PyYAML and
+    the validating reader below, which names the line of the first problem.
+    """
+    fast = _read_canonical(text)
+    if fast is not None:
+        return fast
+    return _read_yaml(text, source)
+
+
+_LINE = re.compile(r'( *)("(?:[^"\\]|\\.)*"|[^\s"]\S*?):(?: ([0-9]+|\{\}))?')
+
+
+def _read_canonical(text: str) -> BudgetFile | None:
+    """Read a file in :func:`dump`'s layout, or return ``None`` at the first line that is not exactly that.
+
+    ``None`` also covers every problem (a duplicate key, an unknown metric, an empty entry): the YAML path then
+    reports it with its line.
+    """
+    budgets = BudgetFile()
+    state = _Canonical()
+    explicit: str | None = None  # the "? key" line waiting for its ":" line
+    for line in text.split("\n"):
+        if not line or line.startswith("#"):
+            if explicit is not None:
+                return None
+            continue
+        if explicit is not None:
+            indent = len(line) - len(line.lstrip(" "))
+            if line != explicit[:indent] + ":":
+                return None
+            key = _read_key(explicit[indent + 2 :])
+            if key is None or not state.take(budgets, indent, key, None):
+                return None
+            explicit = None
+            continue
+        if line.lstrip(" ").startswith("? "):
+            explicit = line
+            continue
+        match = _LINE.fullmatch(line)
+        if match is None:
+            return None
+        key = _read_key(match.group(2))
+        if key is None or not state.take(budgets, len(match.group(1)), key, match.group(3)):
+            return None
+    return budgets if explicit is None and state.finish() else None
+
+
+class _Canonical:
+    """The position of :func:`_read_canonical` in the layout; ``take`` is False for anything out of place."""
+
+    def __init__(self) -> None:
+        self.version = self.profiles = False
+        self.entries: dict[EntryKey, Values] | None = None  # the open profile, None when none or closed "{}"
+        self.nodeid: str | None = None
+        self.test_values: Values | None = None
+        self.test_filled = False
+        self.in_regions = False
+        self.region_values: Values | None = None
+        self.seen_tests: set[str] = set()
+        self.seen_regions: set[str] = set()
+
+    def take(self, budgets: BudgetFile, indent: int, key: str, value: str | None) -> bool:
+        if indent == 0:
+            if key == "version" and value == str(FORMAT_VERSION) and not self.version:
+                self.version = True
+                return True
+            if key == "profiles" and self.version and not self.profiles and value in (None, "{}"):
+                self.profiles = True
+                return True
+            return False
+        if indent == 2:
+            if not self.profiles or value not in (None, "{}") or key in budgets.profiles or not self.finish():
+                return False
+            budgets.profiles[key] = {}
+            self.entries = budgets.profiles[key] if value is None else None
+            self.nodeid, self.seen_tests = None, set()
+            return True
+        if indent == 4:
+            if self.entries is None or value is not None or key in self.seen_tests or not self.finish():
+                return False
+            self.seen_tests.add(key)
+            self.nodeid, self.test_values, self.test_filled = key, None, False
+            self.in_regions, self.region_values, self.seen_regions = False, None, set()
+            return True
+        if self.entries is None or self.nodeid is None:
+            return False
+        if indent == 6 and not self.in_regions:
+            if key == "regions" and value is None:
+                self.in_regions = True
+                return True
+            if key not in METRICS or value is None or value == "{}":
+                return False
+            if self.test_values is None:
+                self.test_values = self.entries[(self.nodeid, None)] = {}
+            if key in self.test_values:
+                return False
+            self.test_values[key] = int(value)
+            self.test_filled = True
+            return True
+        if indent == 8 and self.in_regions:
+            if value is not None or key in self.seen_regions or self.region_values == {}:
+                return False
+            self.seen_regions.add(key)
+            self.region_values = self.entries[(self.nodeid, key)] = {}
+            return True
+        if indent == 10 and self.region_values is not None:
+            if key not in METRICS or value is None or value == "{}" or key in self.region_values:
+                return False
+            self.region_values[key] = int(value)
+            self.test_filled = True
+            return True
+        return False
+
+    def finish(self) -> bool:
+        """Close the open test entry; False if it (or its last region) ended empty."""
+        if self.nodeid is not None and (not self.test_filled or self.region_values == {}):
+            return False
+        if self.in_regions and not self.seen_regions:
+            return False
+        return self.version
+
+
+def _read_key(raw: str) -> str | None:
+    if raw.startswith('"'):
+        return _unquote(raw) if len(raw) >= 2 and raw.endswith('"') else None
+    if _PLAIN.fullmatch(raw) and not raw.endswith(":") and raw.lower() not in _SPECIAL:
+        return raw
+    return None
+
+
+def _read_yaml(text: str, source: str) -> BudgetFile:
+    loader = _Loader(text)
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as error:
@@ -211,10 +388,14 @@ def loads(text: str, source: str = "<budget file>") -> BudgetFile:
     return _Reader(loader, source).document(root)
 
 
+#: libyaml's parser where PyYAML was built with it: several times faster on a large file.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class _Reader:
     """Validates the node tree, naming the line and the key path of the first problem."""
 
-    def __init__(self, loader: yaml.SafeLoader, source: str) -> None:
+    def __init__(self, loader: yaml.SafeLoader | yaml.CSafeLoader, source: str) -> None:
         self.loader = loader
         self.source = source
 

@@ -6,6 +6,7 @@ import os
 import random
 import stat
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import yaml
@@ -158,6 +159,40 @@ def test_dump_loads_round_trip(budgets: BudgetFile) -> None:
     assert loads(dump(budgets), source=SOURCE) == budgets
 
 
+@given(budget_files)
+def test_the_fast_reader_and_the_yaml_reader_agree_on_what_dump_writes(budgets: BudgetFile) -> None:
+    text = dump(budgets)
+    assert store._read_canonical(text) == budgets  # dump's own layout never needs the slow path
+    assert store._read_yaml(text, SOURCE) == budgets
+    assert yaml.safe_load(text)["version"] == 1  # and it is YAML that any YAML reader takes
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda text: text.replace("  peak: 5", "  peak: 0x5"),  # YAML reads 0x5 as 5: the slow path must agree
+        lambda text: text.replace("tests/test_a.py::test_a:", "'tests/test_a.py::test_a':"),
+        lambda text: text.replace("      peak: 5\n", "      peak: 5  # hand-written note\n"),
+        lambda text: text.replace("version: 1", "version: 1\n# a comment between keys"),
+        lambda text: text.replace(
+            "    tests/test_a.py::test_a:\n      peak: 5", "    tests/test_a.py::test_a: {peak: 5"
+        ),
+    ],
+)
+def test_hand_edited_layouts_are_read_by_yaml_rules(edit: Callable[[str], str]) -> None:
+    original = budget({("tests/test_a.py::test_a", None): {"peak": 5, "retained": 1}})
+    text = edit(dump(original))
+    try:
+        expected: BudgetFile | str = store._read_yaml(text, SOURCE)
+    except BudgetFileError as error:
+        expected = str(error)
+    try:
+        actual: BudgetFile | str = loads(text, source=SOURCE)
+    except BudgetFileError as error:
+        actual = str(error)
+    assert actual == expected
+
+
 @given(budget_files, st.randoms(use_true_random=False))
 def test_dump_is_deterministic_whatever_the_insertion_order(budgets: BudgetFile, rnd: random.Random) -> None:
     profiles = list(budgets.profiles.items())
@@ -292,7 +327,7 @@ def test_save_leaves_the_old_file_when_serialising_fails(tmp_path: Path, monkeyp
     def failing_dump(*args: object, **kwargs: object) -> str:
         raise yaml.YAMLError("cannot represent")
 
-    monkeypatch.setattr(store.yaml, "dump", failing_dump)
+    monkeypatch.setattr(store, "dump", failing_dump)
     with pytest.raises(yaml.YAMLError):
         save(path, budget({("new", None): {"peak": 2}}))
     assert path.read_text(encoding="utf-8") == old
