@@ -6,23 +6,23 @@ is a method with one owner for its state; per-test data lives in ``item.stash``.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import gc
-import inspect
-import sys
+import os
 import unittest
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
+from .calling import measured_call
+from .ci import detect_ci, github_annotation, github_summary
 from .counter import CounterProbe, unavailable_reason
 from .explain import Explanation, explain
+from .jsonreport import json_report, write_json
 from .measure import Probe, Region, TracemallocProbe, interference
 from .regions import AllocBudget
-from .report import counter_missing_text, interference_text, summary_lines
+from .report import counter_missing_text, describe_key, interference_text, stale_lines, summary_lines
 from .session import BudgetSession, Recorded
 from .settings import (
     DEFAULT_FILE,
@@ -35,7 +35,9 @@ from .settings import (
     profile_name,
     resolve_run_settings,
 )
+from .stale import stale_entries
 from .store import BudgetFileError, EntryKey
+from .transport import WorkerResults
 
 __all__ = ["AllocBudgetPlugin", "PytestAllocBudgetWarning"]
 
@@ -91,6 +93,55 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="count the allocations of every thread, not only the thread running the test (counter only).",
+    )
+    group.addoption(
+        "--alloc-strict",
+        action="store_true",
+        default=None,
+        help="fail on anything that is not a checked budget: missing entries and profiles, metrics that cannot be "
+        "measured here, stale entries (default: ini alloc_budget_strict, else on in CI, off elsewhere).",
+    )
+    group.addoption(
+        "--alloc-update-in-ci",
+        action="store_true",
+        default=False,
+        help="allow --alloc-update where a CI environment is detected (it is refused there otherwise).",
+    )
+    group.addoption(
+        "--alloc-prune",
+        action="store_true",
+        default=False,
+        help="with --alloc-update on a full run: remove the stale entries of tests that no longer exist.",
+    )
+    group.addoption(
+        "--alloc-json",
+        metavar="PATH",
+        default=None,
+        help="write every measurement, its budget and verdict, and the summary, as JSON to PATH "
+        "(default: ini alloc_budget_json, else none).",
+    )
+    group.addoption(
+        "--alloc-all",
+        action="store_true",
+        default=None,
+        help="budget every test function, marked or not; @pytest.mark.alloc_budget(False) opts one out "
+        "(default: ini alloc_budget_all, else off).",
+    )
+    parser.addini(
+        "alloc_budget_strict",
+        help="strict mode, as for --alloc-strict: true, false, or auto (on in CI) (default: auto).",
+        default="auto",
+    )
+    parser.addini(
+        "alloc_budget_json",
+        help="write the JSON report to this path, relative to the rootdir, as for --alloc-json (default: none).",
+        default="",
+    )
+    parser.addini(
+        "alloc_budget_all",
+        type="bool",
+        help="budget every test function, as for --alloc-all (default: false).",
+        default=False,
     )
     parser.addini(
         "alloc_budget_explain",
@@ -159,11 +210,20 @@ class AllocBudgetPlugin:
             )
         except SettingsError as error:
             raise pytest.UsageError(str(error)) from None
-        if settings.update and _xdist_active(config):
+        self.ci = detect_ci()
+        if settings.update and self.ci is not None and not config.getoption("--alloc-update-in-ci"):
             raise pytest.UsageError(
-                "--alloc-update cannot run under pytest-xdist yet (each worker would write the budget file); "
-                "record serially: pytest -p no:xdist --alloc-update"
+                f"--alloc-update is refused in CI ({self.ci} is set in the environment): budgets are recorded on "
+                "a developer's machine and reviewed in the diff. Pass --alloc-update-in-ci to record here anyway."
             )
+        if config.getoption("--alloc-prune") and not settings.update:
+            raise pytest.UsageError("--alloc-prune removes stale entries while recording: use it with --alloc-update")
+        self.strict = _strict(config, self.ci)
+        self.budget_all = bool(config.getoption("--alloc-all") or config.getini("alloc_budget_all"))
+        json_path = config.getoption("--alloc-json") or config.getini("alloc_budget_json")
+        base = config.invocation_params.dir if config.getoption("--alloc-json") else config.rootpath
+        self.json_path = (base / json_path).resolve() if json_path else None
+        self.is_worker = hasattr(config, "workerinput")
         self.session = BudgetSession(
             path=settings.path,
             update=settings.update,
@@ -178,17 +238,39 @@ class AllocBudgetPlugin:
         self.use_counter = settings.engine != "tracemalloc" and unavailable_reason() is None
         if settings.engine == "counter" and self.counter_missing is not None:
             raise pytest.UsageError(f"--alloc-engine=counter: {self.counter_missing}")
+        self.session.strict = self.strict
+        self.session.unmeasurable = self.counter_missing
         self.write_error: str | None = None
         self.interference: str | None = None  # a tracer or profiler seen active when a test was measured
         self.measured_any = False
         self.froze = False
+        self.loaded = False
+        # What a full run needs to know to find stale entries (see stale.py).
+        self.budgeted: set[str] = set()
+        self.files: set[str] = set()
+        self.collected = 0
+        self.finished = 0
+        self.selection_complete = not any("::" in arg for arg in config.args)
+        self.workers_lost = False
+        self.stale: list[EntryKey] | None = None  # None: not a full run, so nothing can be called stale
+        self.annotations: list[str] = []
 
     # ----------------------------------------------------------------------------------------- session
 
     @pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have removed what will not run
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        self.collected = len(items)
         for item in items:
+            self.files.add(item.nodeid.split("::", 1)[0])
             marks = [(mark.args, mark.kwargs) for mark in reversed(list(item.iter_markers(MARKER)))]
+            cls = getattr(item, "cls", None)
+            plain_function = isinstance(item, pytest.Function) and not (
+                cls is not None and issubclass(cls, unittest.TestCase)
+            )
+            if not marks and self.budget_all and plain_function:
+                marks = [((), {})]  # --alloc-all: as if marked; an explicit alloc_budget(False) still opts out
+            if MARKER in getattr(item, "fixturenames", ()):
+                self.budgeted.add(item.nodeid)
             if not marks:
                 continue
             try:
@@ -198,8 +280,7 @@ class AllocBudgetPlugin:
                 continue
             if plan is None:
                 continue
-            cls = getattr(item, "cls", None)
-            if not isinstance(item, pytest.Function) or (cls is not None and issubclass(cls, unittest.TestCase)):
+            if not plain_function:
                 item.warn(
                     PytestAllocBudgetWarning(
                         f"{item.nodeid}: @pytest.mark.{MARKER} cannot measure this test: unittest.TestCase tests "
@@ -209,6 +290,18 @@ class AllocBudgetPlugin:
                 )
                 continue
             item.stash[_plan_key] = plan
+            self.budgeted.add(item.nodeid)
+
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        if items:
+            self.selection_complete = False
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.passed and report.nodeid and "::" not in report.nodeid:
+            self.files.add(report.nodeid)  # a test file, even one that no longer holds any test
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self.finished += 1
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         budgeted = [
@@ -216,16 +309,22 @@ class AllocBudgetPlugin:
         ]
         if not budgeted:
             return  # nothing to measure: the budget file is not even read
-        try:
-            self.session.load()
-        except BudgetFileError as error:
-            raise pytest.UsageError(f"{error}\nFix the file by hand or restore it from version control.") from None
+        self.load()
         # Full collections before and after every region are the main cost of measuring; freezing what exists
         # after collection (modules, pytest's own objects) keeps them cheap and still empties the free lists.
         gc.collect()
         gc.freeze()
         self.froze = True
         _warm_up(self)
+
+    def load(self) -> None:
+        if self.loaded:
+            return
+        try:
+            self.session.load()
+        except BudgetFileError as error:
+            raise pytest.UsageError(f"{error}\nFix the file by hand or restore it from version control.") from None
+        self.loaded = True
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.froze:
@@ -305,23 +404,111 @@ class AllocBudgetPlugin:
         self.measured_any = True
         passed = report.passed and not hasattr(report, "wasxfail")
         problems = self.session.conclude(recorded, passed)
+        for entry in recorded:  # the numbers, for --junitxml and other consumers of user properties
+            prefix = "alloc_budget" if entry.key[1] is None else f"alloc_budget[{entry.key[1]}]"
+            for metric, value in entry.measurement.values.items():
+                report.user_properties.append((f"{prefix}.{metric}", value))
         if problems:
             report.outcome = "failed"
             report.longrepr = "\n\n".join(problems)
+            if self.ci == "GITHUB_ACTIONS" or os.environ.get("GITHUB_ACTIONS") == "true":
+                path, line, _ = item.location
+                message = problems[0].splitlines()[0] + "\n" + "\n".join(problems[0].splitlines()[1:3])
+                self.annotations.append(github_annotation(path, (line or 0) + 1, "allocation budget", message))
         return report
 
     # ----------------------------------------------------------------------------------------- the end
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist controller: take in a worker's results.  A worker that crashed sends none, and then no
+        entry can be called stale in this run."""
+        payload = getattr(node, "workeroutput", {}).get("allocbudget")
+        if error is not None or payload is None:
+            self.workers_lost = True
+            return
+        results = WorkerResults.decode(payload)
+        self.load()
+        self.session.absorb(results)
+        self.measured_any = self.measured_any or bool(results.verdicts)
+        self.budgeted.update(results.budgeted)
+        self.files.update(results.files)
+        self.collected = max(self.collected, results.collected)
+        self.finished += results.finished
+        self.selection_complete = self.selection_complete and results.selection_complete
+        self.interference = self.interference or results.interference
+        self.annotations.extend(results.problems)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            results = self.session.worker_results()
+            results.budgeted = sorted(self.budgeted)
+            results.files = sorted(self.files)
+            results.finished, results.collected = self.finished, self.collected
+            results.selection_complete = self.selection_complete
+            results.interference = self.interference
+            results.problems = self.annotations
+            self.config.workeroutput["allocbudget"] = results.encode()  # type: ignore[attr-defined]
+            return
+        if not self.loaded and not self.measured_any:
+            return
+        self.load()
+        full_run = (
+            self.selection_complete
+            and not self.workers_lost
+            and self.collected > 0
+            and self.finished >= self.collected
+            and exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+            and not session.shouldfail
+            and not session.shouldstop
+        )
+        if full_run:
+            rootdir = self.config.rootpath
+            self.stale = stale_entries(
+                self.session.budgets,
+                self.session.profile,
+                self.budgeted,
+                self.files,
+                self.session.passed_keys,
+                lambda file: (rootdir / file).exists(),
+            )
+        prune = self.stale if self.config.getoption("--alloc-prune") and self.stale else []
         try:
-            self.session.finish()
+            self.session.finish(prune)
         except BudgetFileError as error:
             self.write_error = str(error)
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        if self.strict and self.stale and not self.session.update:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.write_reports()
+
+    def write_reports(self) -> None:
+        """The JSON report and the GitHub step summary, when asked for."""
+        stale = [describe_key(key) for key in self.stale or ()]
+        if self.json_path is not None:
+            document = json_report(
+                self.session,
+                stale=stale,
+                full_run=self.stale is not None,
+                strict=self.strict,
+                engine="counter" if self.use_counter else "tracemalloc",
+                unmeasurable=self.counter_missing,
+            )
+            try:
+                write_json(self.json_path, document)
+            except OSError as error:
+                self.write_error = f"cannot write the JSON report {self.json_path}: {error.strerror or error}"
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary_file and os.environ.get("GITHUB_ACTIONS") == "true" and self.measured_any:
+            try:
+                with open(summary_file, "a", encoding="utf-8") as stream:
+                    stream.write(github_summary(self.session.verdicts, self.session.profile, stale))
+            except OSError as error:
+                self.write_error = f"cannot append to GITHUB_STEP_SUMMARY {summary_file}: {error.strerror or error}"
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         s = self.session
-        if not self.measured_any and not s.update and self.write_error is None:
+        if self.is_worker or (not self.measured_any and not s.update and self.write_error is None and not self.stale):
             return
         terminalreporter.write_sep("-", "allocation budgets")
         lines = summary_lines(
@@ -336,59 +523,13 @@ class AllocBudgetPlugin:
             lines.append((counter_missing_text(self.counter_missing), "yellow"))
         if self.interference is not None:
             lines.append((interference_text(self.interference), "yellow"))
+        lines.extend(stale_lines(self.stale, self.session.pruned, self.session.update, self.strict))
+        if self.strict and self.ci is not None:
+            lines.append((f"strict mode is on: a CI environment was detected ({self.ci} is set)", None))
         for text, color in lines:
             terminalreporter.write_line(text, **({color: True} if color else {}))
-
-
-def measured_call(
-    function: Callable[..., Any],
-    region: Region,
-    warmup: bool,
-    after: Callable[[tuple[Any, ...], dict[str, Any]], None],
-    before: Callable[[], None] | None = None,
-) -> Callable[..., Any]:
-    """``function``, measured by ``region`` when called; with ``warmup``, called once unmeasured first.
-
-    ``after`` runs once the region has closed, with the call's arguments (to re-run the test for an explanation).
-    """
-
-    @functools.wraps(function)
-    def measured(*args: Any, **kwargs: Any) -> Any:
-        if warmup:
-            function(*args, **kwargs)
-        elif _KEEPS_FIRST_FRAME:
-            _prime_frame(function)
-        if before is not None:
-            before()
-        if args or kwargs:
-            with region:
-                result = function(*args, **kwargs)
-        else:
-            with region:
-                result = function()  # no argument tuple or dict is built inside the region
-        after(args, kwargs)
-        return result
-
-    return measured
-
-
-#: Python 3.9 and 3.10 keep a function's frame on its code object after the first call, for reuse.
-_KEEPS_FIRST_FRAME = sys.version_info < (3, 11)
-_CO_VARKEYWORDS = 0x08
-
-
-def _prime_frame(function: Callable[..., Any]) -> None:
-    """Make the interpreter allocate ``function``'s reusable frame now, outside the measured window, on 3.9/3.10.
-
-    There the frame is created before the arguments are bound, and kept when the call ends, even when binding
-    fails; so a call with an unknown keyword argument creates the frame, raises TypeError, and runs no line of the
-    body.  A function taking ``**kwargs`` would accept the keyword and run, so it is left alone.
-    """
-    code = getattr(function, "__code__", None)
-    if not inspect.isfunction(function) or code is None or code.co_flags & _CO_VARKEYWORDS:
-        return
-    with contextlib.suppress(TypeError):
-        function(__allocbudget_prime_frame__=None)
+        for annotation in self.annotations:  # GitHub turns these lines into errors on the test's file and line
+            terminalreporter.write_line(annotation)
 
 
 def _warm_up(plugin: AllocBudgetPlugin) -> None:
@@ -408,8 +549,20 @@ def _warm_up(plugin: AllocBudgetPlugin) -> None:
         pass
 
 
-def _xdist_active(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None))
+def _strict(config: pytest.Config, ci: str | None) -> bool:
+    """--alloc-strict, else the ini key (true, false or auto), else on in CI."""
+    if config.getoption("--alloc-strict"):
+        return True
+    value = str(config.getini("alloc_budget_strict")).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    if value not in ("", "auto"):
+        raise pytest.UsageError(
+            f"ini option alloc_budget_strict in {config.inipath}: expected true, false or auto, got {value!r}"
+        )
+    return ci is not None
 
 
 def _show(path: Path, rootdir: Path | None) -> Path:

@@ -144,9 +144,20 @@ def failure_text(
     return "\n".join(out)
 
 
-def missing_text(key: EntryKey, profile: str, path: Path) -> str:
-    """The report of a budgeted region with no entry, in a profile that has entries."""
-    return f"no budget recorded for {describe_key(key)} under {profile} in {path.name}; run {rerecord_command(key[0])}"
+def missing_text(key: EntryKey, profile: str, path: Path, strict: bool = False) -> str:
+    """The report of a budgeted region with no entry (in strict mode, also when its whole profile has none)."""
+    text = f"no budget recorded for {describe_key(key)} under {profile} in {path.name}; run {rerecord_command(key[0])}"
+    if strict:
+        text += f" (strict mode: {path.name} has no budgets for {profile} at all, which fails instead of warning)"
+    return text
+
+
+def unmeasurable_text(key: EntryKey, metrics: Sequence[str], reason: str) -> str:
+    """Strict mode: budgets were recorded for metrics this run cannot measure."""
+    return (
+        f"{describe_key(key)} has budgets for {', '.join(metrics)}, which cannot be measured here ({reason}); "
+        "strict mode fails instead of skipping them"
+    )
 
 
 def improvement_line(key: EntryKey, results: Iterable[MetricResult]) -> str:
@@ -225,3 +236,32 @@ def interference_text(what: str) -> str:
         "allocates, so record and check budgets under the same tools (for example both with or both without "
         "coverage)"
     )
+
+
+def stale_lines(
+    stale: Sequence[EntryKey] | None, pruned: Sequence[EntryKey], update: bool, strict: bool
+) -> list[tuple[str, str | None]]:
+    """Summary lines about stale entries (``stale`` is None when the run was not a full run)."""
+    if pruned:
+        lines: list[tuple[str, str | None]] = [
+            (f"pruned {len(pruned)} stale entr{'y' if len(pruned) == 1 else 'ies'}:", None)
+        ]
+        lines.extend((f"  {describe_key(key)}", None) for key in pruned[:20])
+        if len(pruned) > 20:
+            lines.append((f"  ... and {len(pruned) - 20} more", None))
+        return lines
+    if not stale:
+        return []
+    color = "red" if strict and not update else "yellow"
+    verb = "fail the run in strict mode" if strict and not update else "are kept"
+    lines = [
+        (
+            f"{len(stale)} stale entr{'y' if len(stale) == 1 else 'ies'} (their tests no longer exist or no longer "
+            f"measure them) {verb}; remove them with: pytest --alloc-update --alloc-prune",
+            color,
+        )
+    ]
+    lines.extend((f"  {describe_key(key)}", None) for key in stale[:20])
+    if len(stale) > 20:
+        lines.append((f"  ... and {len(stale) - 20} more", None))
+    return lines

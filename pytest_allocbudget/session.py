@@ -14,10 +14,11 @@ from . import store
 from .explain import Explanation
 from .measure import Explain, Measurement
 from .merge import Change, MergeResult, merge
-from .report import failure_text, missing_text
+from .report import failure_text, missing_text, unmeasurable_text
 from .settings import MarkerPlan
 from .store import BudgetFile, EntryKey, Values
 from .tolerance import Tolerance
+from .transport import WorkerResults
 from .verdict import MetricStatus, Status, Verdict, judge
 
 __all__ = ["BudgetSession", "Recorded"]
@@ -46,6 +47,10 @@ class BudgetSession:
     pending_tolerances: dict[EntryKey, Mapping[str, Tolerance]] = field(default_factory=dict)
     merged: MergeResult | None = None
     written: bool = False
+    strict: bool = False
+    unmeasurable: str | None = None  # why recorded count metrics cannot be measured in this run, if they cannot
+    passed_keys: dict[str, set[str | None]] = field(default_factory=dict)  # what each passing test measured
+    pruned: list[EntryKey] = field(default_factory=list)
 
     def load(self) -> None:
         """Read the budget file once; raises :class:`store.BudgetFileError` naming the file and line."""
@@ -95,25 +100,56 @@ class BudgetSession:
         for item in recorded:
             verdict = self.judge(item.key, item.measurement.values, item.plan)
             self.verdicts.append(verdict)
+            self.passed_keys.setdefault(item.key[0], set()).add(item.key[1])
             over_limit = any(r.status is MetricStatus.OVER_LIMIT for r in verdict.metrics)
             if over_limit or (verdict.status is Status.FAILED and not self.update):
                 lines = item.measurement.top_lines
                 problems.append(failure_text(verdict, lines, item.explanation, self.rootdir, self.update))
             elif verdict.status is Status.MISSING and not self.update:
                 problems.append(missing_text(item.key, self.profile, self.path))
+            elif verdict.status is Status.UNRECORDED and self.strict and not self.update:
+                problems.append(missing_text(item.key, self.profile, self.path, strict=True))
+            elif self.strict and not self.update and self.unmeasurable is not None:
+                recorded_metrics = self.budgets.get(self.profile, item.key) or {}
+                missing = [metric for metric in recorded_metrics if metric not in item.measurement.values]
+                if missing:
+                    problems.append(unmeasurable_text(item.key, missing, self.unmeasurable))
         if self.update and not problems:
             for item in recorded:
                 self.pending[item.key] = dict(item.measurement.values)
                 self.pending_tolerances[item.key] = self.tolerances_for(item.plan)
         return problems
 
-    def finish(self) -> None:
-        """Update mode: fold this run's measurements into the budgets and write the file once, if it changed."""
+    def absorb(self, results: WorkerResults) -> None:
+        """Take in what a pytest-xdist worker measured and judged; the controller then writes for everyone."""
+        self.verdicts.extend(results.verdicts)
+        self.pending.update(results.pending)
+        self.pending_tolerances.update(results.pending_tolerances)
+        for nodeid, keys in results.passed_regions.items():
+            self.passed_keys.setdefault(nodeid, set()).update(None if key == "" else key for key in keys)
+
+    def worker_results(self) -> WorkerResults:
+        return WorkerResults(
+            verdicts=list(self.verdicts),
+            pending=dict(self.pending),
+            pending_tolerances=dict(self.pending_tolerances),
+            passed_regions={nodeid: sorted(k or "" for k in keys) for nodeid, keys in self.passed_keys.items()},
+        )
+
+    def finish(self, prune: Sequence[EntryKey] = ()) -> None:
+        """Update mode: fold this run's measurements into the budgets, drop ``prune``, and write the file once,
+        if anything changed."""
         if not self.update:
             return
         self.merged = merge(self.budgets, self.profile, self.pending, self.pending_tolerances)
-        if self.merged.modified:
-            store.save(self.path, self.merged.budgets)
+        budgets = self.merged.budgets
+        for key in prune:
+            entries = budgets.profiles.get(self.profile)
+            if entries is not None and key in entries and key not in self.pending:
+                del entries[key]
+                self.pruned.append(key)
+        if self.merged.modified or self.pruned:
+            store.save(self.path, budgets)
             self.written = True
 
     def change_counts(self) -> dict[Change, int]:

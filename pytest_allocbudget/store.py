@@ -33,6 +33,7 @@ __all__ = [
     "load",
     "loads",
     "save",
+    "write_atomically",
 ]
 
 FORMAT_VERSION = 1
@@ -187,14 +188,20 @@ def _unquote(raw: str) -> str | None:
 
 
 def save(path: Path, budgets: BudgetFile) -> None:
-    """Write atomically: a temporary file beside ``path``, flushed to disk, then renamed over it."""
+    """Write the budget file atomically; an OSError becomes a BudgetFileError naming the file."""
     text = dump(budgets)
-    directory = path.parent
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        write_atomically(path, text)
     except OSError as error:
         raise BudgetFileError(f"cannot write the budget file {path}: {error.strerror or error}") from error
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A temporary file beside ``path``, flushed to disk, then renamed over it: a reader (or a crash) never sees
+    half a file, and the old file stays whole until the new one is complete."""
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
@@ -205,9 +212,6 @@ def save(path: Path, budgets: BudgetFile) -> None:
         else:
             os.chmod(temp_name, 0o666 & ~_umask())
         os.replace(temp_name, path)
-    except OSError as error:
-        _remove_quietly(temp_name)
-        raise BudgetFileError(f"cannot write the budget file {path}: {error.strerror or error}") from error
     except BaseException:
         _remove_quietly(temp_name)
         raise

@@ -11,6 +11,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from pytest_allocbudget.ci import CI_VARIABLES
+
 settings.register_profile(
     "ci",
     max_examples=200,
@@ -30,6 +32,7 @@ addopts = -p no:cacheprovider -p no:randomly -p no:xdist
 def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A pytester with a fixed ini, so every inner session behaves the same whatever the outer one does."""
     pytester.makefile(".ini", pytest=INI)
-    for name in ("PYTEST_ADDOPTS", "CI", "GITHUB_ACTIONS"):
+    # The outer run may itself be in CI; inner sessions must not see it unless a test sets it.
+    for name in ("PYTEST_ADDOPTS", "GITHUB_STEP_SUMMARY", *CI_VARIABLES):
         monkeypatch.delenv(name, raising=False)
     return pytester
