@@ -15,7 +15,7 @@ from typing import Callable
 import pytest
 
 from pytest_allocbudget.counter import CounterProbe, native, unavailable_reason
-from pytest_allocbudget.measure import Region, TracemallocProbe
+from pytest_allocbudget.measure import Region
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=f"no counter: {unavailable_reason()}")
 
