@@ -7,6 +7,8 @@ and measure with tracemalloc instead.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sysconfig
 from collections.abc import Sequence
 from types import ModuleType
@@ -19,11 +21,16 @@ __all__ = ["CounterProbe", "native", "unavailable_reason"]
 def _load() -> tuple[ModuleType | None, str | None]:
     if sysconfig.get_config_var("Py_GIL_DISABLED"):
         return None, "this is a free-threaded Python build, which the allocation counter does not support"
+    if importlib.util.find_spec(f"{__package__}._counter") is None:
+        return None, (
+            "the allocation counter extension was not built when the package was installed "
+            "(building it needs a C compiler and CPython's headers)"
+        )
     try:
-        from . import _counter
+        module = importlib.import_module(f"{__package__}._counter")
     except ImportError as error:
-        return None, f"the allocation counter extension is not installed or failed to load ({error})"
-    return _counter, None
+        return None, f"the allocation counter extension failed to load ({error})"
+    return module, None
 
 
 _module, _reason = _load()

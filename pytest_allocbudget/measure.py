@@ -6,7 +6,7 @@ The recipe (see docs/measuring.md for the figures behind it):
    which also empties the type free lists; an object taken from a free list costs no allocation, so without this
    the same code measures differently depending on what ran before.
 2. Disable the cyclic collector during the region so that a collection cannot land inside it at a random point.
-3. Start the probes (tracemalloc now) as the very last thing before the region.
+3. Start the probes (the allocation counter, or tracemalloc) as the very last thing before the region.
 4. After the region run a second full collection, so that cyclic garbage and refilled free lists do not count as
    retained, then read the probes as the first thing that keeps an object alive: none of the plugin's own work
    is counted, and a region that allocates nothing measures zero.
@@ -141,7 +141,7 @@ class TracemallocProbe:
 
 
 def default_probes() -> list[Probe]:
-    """The probes a region uses unless told otherwise: tracemalloc (the plugin chooses per run, see ``engine``)."""
+    """The probes of a Region made without any: tracemalloc alone (the plugin always passes its own choice)."""
     return [TracemallocProbe()]
 
 
@@ -213,8 +213,9 @@ class Region:
         try:
             if exc_type is None:
                 # Pause (no iterator: an index loop over cached small ints allocates nothing), collect, then read:
-                # the read is the first thing that keeps an object alive.  A finalizer run by this collection
-                # belongs to the region anyway; frees during it still count.
+                # the read is the first thing that keeps an object alive.  While paused, the collection's own
+                # bookkeeping is not counted, and neither is what a finalizer it runs allocates (the counter; the
+                # tracemalloc probe cannot pause); frees during it still count.
                 index = len(self._started)
                 while index:
                     index -= 1

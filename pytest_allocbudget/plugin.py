@@ -71,7 +71,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SPEC",
         default=None,
         help="tolerance above a budget before a test fails: '5%%', '4 KiB', '2%%, 4 KiB' or "
-        "'peak: 5%%; retained: 0' (default: ini alloc_budget_tolerance, else '2%%, 4 KiB').",
+        "'peak: 5%%; allocations: 2%%, 16' (default: ini alloc_budget_tolerance, else '2%%, 4 KiB' for the byte "
+        "metrics and '2%%, 16' for allocations).",
     )
     group.addoption(
         "--alloc-explain",

@@ -50,7 +50,7 @@ def metric_line(result: MetricResult) -> str:
         over = result.measured - result.limit
         return (
             f"{result.metric}: measured {measured}, above the limit {_exact(result.limit, unit)} set on the "
-            f"marker by {_exact(over, unit)} (limits have no tolerance)"
+            f"marker (or measure()) by {_exact(over, unit)} (limits have no tolerance)"
         )
     assert result.budget is not None
     change = result.measured - result.budget

@@ -32,9 +32,10 @@ MARKER = "alloc_budget"
 DEFAULT_FILE = "allocbudget.yaml"
 DEFAULT_TOLERANCE = "2%, 4 KiB"
 MARKER_HELP = (
-    f"{MARKER}(enabled=True, *, peak=None, retained=None, tolerance=None, warmup=False): "
-    "measure this test's allocations and hold them to the budget recorded in the budget file "
-    "(pytest --alloc-update records it); peak=/retained= add hard limits (bytes, or '2 MiB'); "
+    f"{MARKER}(enabled=True, *, peak=None, retained=None, allocations=None, allocated=None, tolerance=None, "
+    "warmup=False): measure this test's allocations and hold them to the budget recorded in the budget file "
+    "(pytest --alloc-update records it); peak=/retained=/allocations=/allocated= add hard limits (bytes, or "
+    "'2 MiB'; a count for allocations); "
     "tolerance='5%' or {'peak': '4 KiB'} overrides the tolerance; warmup=True runs the test once unmeasured first."
 )
 

@@ -96,7 +96,7 @@ def _parse_absolute(value: object, unit: str) -> int:
         return int(value.strip())
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    raise ValueError(f"expected a whole number of {unit} (no unit suffix), got {value!r}")
+    raise ValueError(f"expected a whole number (a count, no unit suffix), got {value!r}")
 
 
 def _format_percent(percent: Fraction) -> str:

@@ -38,7 +38,7 @@ def test_without_the_counter_peak_and_retained_still_work_and_it_says_so_once(
     result.assert_outcomes(passed=1)
     output = result.stdout.str()
     assert output.count("allocation counts unavailable") == 1
-    result.stdout.fnmatch_lines(["*allocation counts unavailable: the allocation counter extension is not installed*"])
+    result.stdout.fnmatch_lines(["*allocation counts unavailable: the allocation counter extension *"])
     budgets = loads((without_counter.path / "allocbudget.yaml").read_text())
     [(_, _, values)] = list(budgets.entries())
     assert set(values) == {"peak", "retained"}
@@ -65,4 +65,4 @@ def test_engine_counter_is_a_usage_error_without_the_counter(without_counter: py
     without_counter.makepyfile(TESTS)
     result = without_counter.runpytest_subprocess("--alloc-engine=counter")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--alloc-engine=counter: the allocation counter extension is not installed*"])
+    result.stderr.fnmatch_lines(["*--alloc-engine=counter: the allocation counter extension *"])

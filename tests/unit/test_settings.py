@@ -76,7 +76,7 @@ def test_parse_tolerances_count_metric_takes_plain_numbers(spec: object, fragmen
         parse_tolerances(spec, SOURCE)
     message = str(info.value)
     assert message.startswith(f"{SOURCE}: {fragment}")
-    assert "whole number of count" in message
+    assert "whole number (a count, no unit suffix)" in message
 
 
 @pytest.mark.parametrize("spec", ["bogus: 5%", "peak: 5%; heap: 1 KiB", {"heap": "5%"}])

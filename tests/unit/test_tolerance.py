@@ -72,7 +72,7 @@ def test_parse_count(spec: object, expected: Tolerance) -> None:
     [("4 KiB", "4 KiB"), ("16 B", "16 B"), ("2%, 4 KiB", "4 KiB"), ("1.5", "1.5"), ("-1", "-1"), (-1, -1)],
 )
 def test_parse_count_rejects_byte_units_and_non_counts(spec: object, bad: object) -> None:
-    with pytest.raises(ValueError, match=r"expected a whole number of count \(no unit suffix\)") as info:
+    with pytest.raises(ValueError, match=r"expected a whole number \(a count, no unit suffix\)") as info:
         Tolerance.parse(spec, "count")
     assert str(info.value).endswith(f"got {bad!r}")
 
