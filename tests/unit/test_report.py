@@ -126,7 +126,10 @@ def test_failure_text_during_update_does_not_suggest_re_recording() -> None:
 
 def test_failure_text_over_limit() -> None:
     text = report(verdict({"peak": 3000}, None, {"peak": 2048}), update=False)
-    line = "  peak: measured 3,000 B, above the limit 2,048 B set on the marker (or measure()) by 952 B (limits have no tolerance)"
+    line = (
+        "  peak: measured 3,000 B, above the limit 2,048 B set on the marker (or measure()) by 952 B "
+        "(limits have no tolerance)"
+    )
     assert line in text.splitlines()
     assert text.splitlines()[-1] == (
         "raise the limit on the marker if the increase is intended; --alloc-update does not change it"
