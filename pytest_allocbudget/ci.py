@@ -79,7 +79,10 @@ def github_summary(verdicts: Sequence[Verdict], profile: str, stale: Iterable[st
             rows["Missing budgets"].append(f"| `{name}` | all | no budget under {profile} |")
     stale = sorted(stale)
     lines = [f"## Allocation budgets ({profile})", ""]
-    counts = ", ".join(f"{len(items)} {title.lower()}" for title, items in rows.items())
+    singular = {"Regressions": "regression", "Improvements": "improvement", "Missing budgets": "missing budget"}
+    counts = ", ".join(
+        f"{len(items)} {singular[title] if len(items) == 1 else title.lower()}" for title, items in rows.items()
+    )
     lines.append(f"{len(verdicts)} measured: {counts}" + (f", {len(stale)} stale" if stale else "") + ".")
     for title, items in rows.items():
         if items:

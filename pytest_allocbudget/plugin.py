@@ -33,6 +33,7 @@ from .settings import (
     SettingsError,
     parse_marker,
     profile_name,
+    resolve_path,
     resolve_run_settings,
 )
 from .stale import stale_entries
@@ -221,9 +222,12 @@ class AllocBudgetPlugin:
             raise pytest.UsageError("--alloc-prune removes stale entries while recording: use it with --alloc-update")
         self.strict = _strict(config, self.ci)
         self.budget_all = bool(config.getoption("--alloc-all") or config.getini("alloc_budget_all"))
-        json_path = config.getoption("--alloc-json") or config.getini("alloc_budget_json")
-        base = config.invocation_params.dir if config.getoption("--alloc-json") else config.rootpath
-        self.json_path = (base / json_path).resolve() if json_path else None
+        json_option, json_ini = config.getoption("--alloc-json"), config.getini("alloc_budget_json")
+        self.json_path = (
+            resolve_path(json_option, json_ini, config.inipath, config.rootpath, config.invocation_params.dir)
+            if json_option or json_ini
+            else None
+        )
         self.is_worker = hasattr(config, "workerinput")
         self.session = BudgetSession(
             path=settings.path,
@@ -240,7 +244,9 @@ class AllocBudgetPlugin:
         if settings.engine == "counter" and self.counter_missing is not None:
             raise pytest.UsageError(f"--alloc-engine=counter: {self.counter_missing}")
         self.session.strict = self.strict
-        self.session.unmeasurable = self.counter_missing
+        self.session.unmeasurable = self.counter_missing or (
+            None if self.use_counter else "this run measures with tracemalloc (--alloc-engine=tracemalloc)"
+        )
         self.write_error: str | None = None
         self.interference: str | None = None  # a tracer or profiler seen active when a test was measured
         self.measured_any = False
@@ -255,6 +261,8 @@ class AllocBudgetPlugin:
         self.workers_lost = False
         self.stale: list[EntryKey] | None = None  # None: not a full run, so nothing can be called stale
         self.annotations: list[str] = []
+        self.notes: list[str] = []  # lines for the summary
+        self.report_errors: list[str] = []  # the JSON report or the step summary could not be written
 
     # ----------------------------------------------------------------------------------------- session
 
@@ -268,9 +276,12 @@ class AllocBudgetPlugin:
             plain_function = isinstance(item, pytest.Function) and not (
                 cls is not None and issubclass(cls, unittest.TestCase)
             )
-            if not marks and self.budget_all and plain_function:
-                marks = [((), {})]  # --alloc-all: as if marked; an explicit alloc_budget(False) still opts out
-            if MARKER in getattr(item, "fixturenames", ()):
+            uses_regions = MARKER in getattr(item, "fixturenames", ())
+            if not marks and self.budget_all and plain_function and not uses_regions:
+                # --alloc-all: as if marked; an explicit alloc_budget(False) still opts out, and a test that
+                # measures its own regions keeps them (the two cannot nest).
+                marks = [((), {})]
+            if uses_regions:
                 self.budgeted.add(item.nodeid)
             if not marks:
                 continue
@@ -408,13 +419,15 @@ class AllocBudgetPlugin:
         for entry in recorded:  # the numbers, for --junitxml and other consumers of user properties
             prefix = "alloc_budget" if entry.key[1] is None else f"alloc_budget[{entry.key[1]}]"
             for metric, value in entry.measurement.values.items():
+                # On the item too: --junitxml writes the properties of the item's last report (teardown).
+                item.user_properties.append((f"{prefix}.{metric}", value))
                 report.user_properties.append((f"{prefix}.{metric}", value))
         if problems:
             report.outcome = "failed"
             report.longrepr = "\n\n".join(problems)
             if self.ci == "GITHUB_ACTIONS" or os.environ.get("GITHUB_ACTIONS") == "true":
                 path, line, _ = item.location
-                message = problems[0].splitlines()[0] + "\n" + "\n".join(problems[0].splitlines()[1:3])
+                message = "\n".join(problems[0].splitlines()[:3])
                 self.annotations.append(github_annotation(path, (line or 0) + 1, "allocation budget", message))
         return report
 
@@ -434,8 +447,8 @@ class AllocBudgetPlugin:
         self.measured_any = self.measured_any or bool(results.verdicts)
         self.budgeted.update(results.budgeted)
         self.files.update(results.files)
-        self.collected = max(self.collected, results.collected)
-        self.finished += results.finished
+        self.collected = max(self.collected, results.collected)  # the controller collects nothing itself
+        # finished tests are counted by this process's own pytest_runtest_logfinish, which xdist replays here
         self.selection_complete = self.selection_complete and results.selection_complete
         self.interference = self.interference or results.interference
         self.annotations.extend(results.problems)
@@ -481,7 +494,14 @@ class AllocBudgetPlugin:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
         if self.strict and self.stale and not self.session.update:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.config.getoption("--alloc-prune") and self.stale is None:
+            self.notes.append(
+                "--alloc-prune: not a full run (tests deselected or named, not all finished, or a worker lost), "
+                "so nothing was pruned"
+            )
         self.write_reports()
+        if self.report_errors:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def write_reports(self) -> None:
         """The JSON report and the GitHub step summary, when asked for."""
@@ -498,18 +518,20 @@ class AllocBudgetPlugin:
             try:
                 write_json(self.json_path, document)
             except OSError as error:
-                self.write_error = f"cannot write the JSON report {self.json_path}: {error.strerror or error}"
+                self.report_errors.append(f"cannot write the JSON report {self.json_path}: {error.strerror or error}")
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and os.environ.get("GITHUB_ACTIONS") == "true" and self.measured_any:
             try:
                 with open(summary_file, "a", encoding="utf-8") as stream:
                     stream.write(github_summary(self.session.verdicts, self.session.profile, stale))
             except OSError as error:
-                self.write_error = f"cannot append to GITHUB_STEP_SUMMARY {summary_file}: {error.strerror or error}"
+                message = f"cannot append to GITHUB_STEP_SUMMARY {summary_file}: {error.strerror or error}"
+                self.report_errors.append(message)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         s = self.session
-        if self.is_worker or (not self.measured_any and not s.update and self.write_error is None and not self.stale):
+        quiet = not (self.measured_any or s.update or self.write_error or self.stale or self.report_errors)
+        if self.is_worker or quiet:
             return
         terminalreporter.write_sep("-", "allocation budgets")
         lines = summary_lines(
@@ -519,6 +541,7 @@ class AllocBudgetPlugin:
             s.change_counts() if s.update else None,
             s.written,
             self.write_error,
+            strict=self.strict,
         )
         if self.counter_missing is not None:
             lines.append((counter_missing_text(self.counter_missing), "yellow"))
@@ -527,6 +550,8 @@ class AllocBudgetPlugin:
         lines.extend(stale_lines(self.stale, self.session.pruned, self.session.update, self.strict))
         if self.strict and self.ci is not None:
             lines.append((f"strict mode is on: a CI environment was detected ({self.ci} is set)", None))
+        lines.extend((note, "yellow") for note in self.notes)
+        lines.extend((f"error: {error}", "red") for error in self.report_errors)
         for text, color in lines:
             terminalreporter.write_line(text, **({color: True} if color else {}))
         for annotation in self.annotations:  # GitHub turns these lines into errors on the test's file and line
@@ -561,7 +586,7 @@ def _strict(config: pytest.Config, ci: str | None) -> bool:
         return False
     if value not in ("", "auto"):
         raise pytest.UsageError(
-            f"ini option alloc_budget_strict in {config.inipath}: expected true, false or auto, got {value!r}"
+            f"ini option alloc_budget_strict (in {config.inipath} or -o): expected true, false or auto, got {value!r}"
         )
     return ci is not None
 

@@ -178,6 +178,7 @@ def summary_lines(
     changes: Mapping[Change, int] | None,
     written: bool,
     error: str | None = None,
+    strict: bool = False,
 ) -> list[tuple[str, str | None]]:
     """The terminal summary section: (text, colour) lines.
 
@@ -204,7 +205,7 @@ def summary_lines(
         )
     ]
     unrecorded = count(Status.UNRECORDED)
-    if unrecorded:
+    if unrecorded and not strict:
         lines.append(
             (
                 f"warning: {path} has no budgets for {profile}; {unrecorded} budgeted test(s) were measured "
@@ -253,7 +254,11 @@ def stale_lines(
     if not stale:
         return []
     color = "red" if strict and not update else "yellow"
-    verb = "fail the run in strict mode" if strict and not update else "are kept"
+    one = len(stale) == 1
+    if strict and not update:
+        verb = "fails the run in strict mode" if one else "fail the run in strict mode"
+    else:
+        verb = "is kept" if one else "are kept"
     lines = [
         (
             f"{len(stale)} stale entr{'y' if len(stale) == 1 else 'ies'} (their tests no longer exist or no longer "

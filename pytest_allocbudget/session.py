@@ -7,7 +7,7 @@ One object owns all of it, so there is a single reader of the budget file (at se
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import store
@@ -109,11 +109,13 @@ class BudgetSession:
                 problems.append(missing_text(item.key, self.profile, self.path))
             elif verdict.status is Status.UNRECORDED and self.strict and not self.update:
                 problems.append(missing_text(item.key, self.profile, self.path, strict=True))
+                self.verdicts[-1] = replace(verdict, status=Status.MISSING)  # strict: a failure, not a warning
             elif self.strict and not self.update and self.unmeasurable is not None:
                 recorded_metrics = self.budgets.get(self.profile, item.key) or {}
                 missing = [metric for metric in recorded_metrics if metric not in item.measurement.values]
                 if missing:
                     problems.append(unmeasurable_text(item.key, missing, self.unmeasurable))
+                    self.verdicts[-1] = replace(verdict, status=Status.FAILED)
         if self.update and not problems:
             for item in recorded:
                 self.pending[item.key] = dict(item.measurement.values)

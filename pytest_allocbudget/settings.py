@@ -217,8 +217,8 @@ def resolve_run_settings(
 
 
 def resolve_path(option: str | None, ini: str, inipath: Path | None, rootdir: Path, invocation: Path) -> Path:
-    """Where the budget file lives: ``--alloc-file`` (relative to the invocation directory), else the ini key
-    (relative to the ini file's directory), else ``allocbudget.yaml`` at the rootdir."""
+    """Where a file named by an option lives: the option's value (relative to the invocation directory), else the
+    ini key's (relative to the ini file's directory), else ``allocbudget.yaml`` at the rootdir."""
     if option:
         return (invocation / option).resolve()
     if ini:
