@@ -7,6 +7,7 @@ is a method with one owner for its state; per-test data lives in ``item.stash``.
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 import unittest
 from collections.abc import Generator, Sequence
@@ -428,7 +429,8 @@ class AllocBudgetPlugin:
             if self.ci == "GITHUB_ACTIONS" or os.environ.get("GITHUB_ACTIONS") == "true":
                 path, line, _ = item.location
                 message = "\n".join(problems[0].splitlines()[:3])
-                self.annotations.append(github_annotation(path, (line or 0) + 1, "allocation budget", message))
+                line = _def_line(item) or (line or 0) + 1
+                self.annotations.append(github_annotation(path, line, "allocation budget", message))
         return report
 
     # ----------------------------------------------------------------------------------------- the end
@@ -465,6 +467,8 @@ class AllocBudgetPlugin:
             self.config.workeroutput["allocbudget"] = results.encode()  # type: ignore[attr-defined]
             return
         if not self.loaded and not self.measured_any:
+            if self.json_path is not None:
+                self.write_reports()  # an empty report: a report left from an earlier run must not pass for this one
             return
         self.load()
         full_run = (
@@ -520,7 +524,8 @@ class AllocBudgetPlugin:
             except OSError as error:
                 self.report_errors.append(f"cannot write the JSON report {self.json_path}: {error.strerror or error}")
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary_file and os.environ.get("GITHUB_ACTIONS") == "true" and self.measured_any:
+        github = os.environ.get("GITHUB_ACTIONS") == "true"
+        if summary_file and github and self.measured_any and not self.session.update:
             try:
                 with open(summary_file, "a", encoding="utf-8") as stream:
                     stream.write(github_summary(self.session.verdicts, self.session.profile, stale))
@@ -544,7 +549,7 @@ class AllocBudgetPlugin:
             strict=self.strict,
         )
         if self.counter_missing is not None:
-            lines.append((counter_missing_text(self.counter_missing), "yellow"))
+            lines.append((counter_missing_text(self.counter_missing, self.strict), "yellow"))
         if self.interference is not None:
             lines.append((interference_text(self.interference), "yellow"))
         lines.extend(stale_lines(self.stale, self.session.pruned, self.session.update, self.strict))
@@ -573,6 +578,18 @@ def _warm_up(plugin: AllocBudgetPlugin) -> None:
     measured_call(ignore, plugin.region(key, MarkerPlan()), False, ignore)(1, x=2)
     with AllocBudget("<warm-up>", plugin.region, ignore, False).measure("warm-up"):
         pass
+
+
+def _def_line(item: pytest.Item) -> int | None:
+    """The 1-based line of the test's ``def`` (pytest's location points at its first decorator)."""
+    try:
+        lines, start = inspect.getsourcelines(getattr(item, "obj", None))  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return None
+    for offset, text in enumerate(lines):
+        if text.lstrip().startswith(("def ", "async def ")):
+            return int(start) + offset
+    return None
 
 
 def _strict(config: pytest.Config, ci: str | None) -> bool:

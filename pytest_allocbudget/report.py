@@ -222,12 +222,14 @@ def summary_lines(
     return lines
 
 
-def counter_missing_text(reason: str) -> str:
+def counter_missing_text(reason: str, strict: bool = False) -> str:
     """Said once per run when the allocation counter cannot be used."""
-    return (
-        f"allocation counts unavailable: {reason}. peak and retained were measured with tracemalloc; "
-        "recorded allocations and allocated budgets were not checked"
+    consequence = (
+        "tests with recorded allocations or allocated budgets failed (strict mode)"
+        if strict
+        else "recorded allocations and allocated budgets were not checked"
     )
+    return f"allocation counts unavailable: {reason}. peak and retained were measured with tracemalloc; {consequence}"
 
 
 def interference_text(what: str) -> str:

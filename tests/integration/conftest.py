@@ -78,3 +78,21 @@ def set_budget(tester: pytest.Pytester) -> SetBudget:
         path.write_text(store.dump(budgets), encoding="utf-8")
 
     return set_values
+
+
+AddEntry = Callable[..., None]
+
+
+@pytest.fixture
+def add_entry(tester: pytest.Pytester) -> AddEntry:
+    """``add_entry(nodeid, region=None, profile=<this interpreter's>, **values)`` adds (or replaces) one entry in
+    ``allocbudget.yaml`` (created if missing), written back in the plugin's own layout: an entry of a test that does
+    not exist, for the stale-entry tests.  Without values it records ``peak=1000, retained=0``."""
+
+    def add(nodeid: str, region: str | None = None, profile: str = PROFILE, **values: int) -> None:
+        path = tester.path / "allocbudget.yaml"
+        budgets = store.loads(path.read_text(encoding="utf-8"), str(path)) if path.exists() else store.BudgetFile()
+        budgets.profiles.setdefault(profile, {})[(nodeid, region)] = dict(values or {"peak": 1000, "retained": 0})
+        path.write_text(store.dump(budgets), encoding="utf-8")
+
+    return add
