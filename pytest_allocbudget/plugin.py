@@ -22,12 +22,11 @@ from .counter import CounterProbe, unavailable_reason
 from .explain import Explanation, explain
 from .jsonreport import json_report, write_json
 from .measure import Probe, Region, TracemallocProbe, interference
+from .options import pytest_addoption
 from .regions import AllocBudget
 from .report import counter_missing_text, describe_key, interference_text, stale_lines, summary_lines
 from .session import BudgetSession, Recorded
 from .settings import (
-    DEFAULT_FILE,
-    DEFAULT_TOLERANCE,
     MARKER,
     MARKER_HELP,
     MarkerPlan,
@@ -41,7 +40,7 @@ from .stale import stale_entries
 from .store import BudgetFileError, EntryKey
 from .transport import WorkerResults
 
-__all__ = ["AllocBudgetPlugin", "PytestAllocBudgetWarning"]
+__all__ = ["AllocBudgetPlugin", "PytestAllocBudgetWarning", "pytest_addoption"]
 
 PLUGIN_NAME = "allocbudget-session"
 
@@ -52,126 +51,6 @@ _judged_key = pytest.StashKey[bool]()
 
 class PytestAllocBudgetWarning(pytest.PytestWarning):
     """A warning from pytest-allocbudget."""
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("allocbudget", "allocation budgets (pytest-allocbudget)")
-    group.addoption(
-        "--alloc-update",
-        action="store_true",
-        default=False,
-        help="record the allocation budgets of the budgeted tests that run and pass; other entries are kept.",
-    )
-    group.addoption(
-        "--alloc-file",
-        metavar="PATH",
-        default=None,
-        help=f"budget file to read and write (default: ini alloc_budget_file, else {DEFAULT_FILE} at the rootdir).",
-    )
-    group.addoption(
-        "--alloc-tolerance",
-        metavar="SPEC",
-        default=None,
-        help="tolerance above a budget before a test fails: '5%%', '4 KiB', '2%%, 4 KiB' or "
-        "'peak: 5%%; allocations: 2%%, 16' (default: ini alloc_budget_tolerance, else '2%%, 4 KiB' for the byte "
-        "metrics and '2%%, 16' for allocations).",
-    )
-    group.addoption(
-        "--alloc-explain",
-        metavar="MODE",
-        default=None,
-        help="how a failure finds its source lines: 'rerun' runs a failing marker-budgeted test again under "
-        "tracemalloc and the counter; 'trace' also runs tracemalloc in every measured window, for the lines alive "
-        "at its end (slower); 'off' lists none (default: ini alloc_budget_explain, else 'rerun').",
-    )
-    group.addoption(
-        "--alloc-engine",
-        metavar="ENGINE",
-        default=None,
-        help="what measures: 'counter' (the allocation counter: all four metrics), 'tracemalloc' (peak and "
-        "retained only), 'auto' (the counter where available) (default: ini alloc_budget_engine, else 'auto').",
-    )
-    group.addoption(
-        "--alloc-all-threads",
-        action="store_true",
-        default=False,
-        help="count the allocations of every thread, not only the thread running the test (counter only).",
-    )
-    group.addoption(
-        "--alloc-strict",
-        action="store_true",
-        default=None,
-        help="fail on anything that is not a checked budget: missing entries and profiles, metrics that cannot be "
-        "measured here, stale entries (default: ini alloc_budget_strict, else on in CI, off elsewhere).",
-    )
-    group.addoption(
-        "--alloc-update-in-ci",
-        action="store_true",
-        default=False,
-        help="allow --alloc-update where a CI environment is detected (it is refused there otherwise).",
-    )
-    group.addoption(
-        "--alloc-prune",
-        action="store_true",
-        default=False,
-        help="with --alloc-update on a full run: remove the stale entries of tests that no longer exist.",
-    )
-    group.addoption(
-        "--alloc-json",
-        metavar="PATH",
-        default=None,
-        help="write every measurement, its budget and verdict, and the summary, as JSON to PATH "
-        "(default: ini alloc_budget_json, else none).",
-    )
-    group.addoption(
-        "--alloc-all",
-        action="store_true",
-        default=None,
-        help="budget every test function, marked or not; @pytest.mark.alloc_budget(False) opts one out "
-        "(default: ini alloc_budget_all, else off).",
-    )
-    parser.addini(
-        "alloc_budget_strict",
-        help="strict mode, as for --alloc-strict: true, false, or auto (on in CI) (default: auto).",
-        default="auto",
-    )
-    parser.addini(
-        "alloc_budget_json",
-        help="write the JSON report to this path, relative to the rootdir, as for --alloc-json (default: none).",
-        default="",
-    )
-    parser.addini(
-        "alloc_budget_all",
-        type="bool",
-        help="budget every test function, as for --alloc-all (default: false).",
-        default=False,
-    )
-    parser.addini(
-        "alloc_budget_explain",
-        help="how a failure finds its source lines, as for --alloc-explain (default: 'rerun').",
-        default="",
-    )
-    parser.addini(
-        "alloc_budget_engine",
-        help="what measures, as for --alloc-engine (default: 'auto').",
-        default="",
-    )
-    parser.addini(
-        "alloc_budget_all_threads",
-        type="bool",
-        help="count the allocations of every thread, as for --alloc-all-threads (default: false).",
-        default=False,
-    )
-    parser.addini(
-        "alloc_budget_file",
-        help=f"budget file, relative to the ini file's directory (default: {DEFAULT_FILE} at the rootdir).",
-        default="",
-    )
-    parser.addini(
-        "alloc_budget_tolerance",
-        help=f"default tolerance above a budget, as for --alloc-tolerance (default: '{DEFAULT_TOLERANCE}').",
-        default="",
-    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
