@@ -1,0 +1,363 @@
+"""Regenerate the outputs, the table and the code quotes that the documentation shows, from real runs.
+
+Run it by hand, from anywhere, on Python 3.11 with the allocation counter built, after a change to the plugin's
+output or to the example project:
+
+    python docs/examples/generate.py
+
+It copies ``example_project`` into a temporary directory and runs pytest and the ``allocbudget`` command there, as
+committed and with the regression applied (``EDIT_OLD`` replaced by ``EDIT_NEW`` in ``EDIT_FILE``: a needless copy
+of the input in ``split_optimized``). Each output goes into a file next to this script:
+
+* show.txt: ``allocbudget show`` of the committed budgets;
+* passing.txt: the example's tests as committed;
+* regression.diff and regression.txt: the edit, and the tests failing with it;
+* fixed.txt: the tests passing again once the edit is reverted;
+* rerecord.txt: the edit accepted with ``--alloc-update``, and the change reviewed with ``allocbudget diff``;
+* tighten.txt: the edit reverted under the re-recorded budget, which the summary says could be tightened;
+* savings.md: the table of every pair's naive and optimised budgets, from ``example_project/allocbudget.yaml``.
+
+Then it rewrites every generated block in README.md and docs/*.md, the text between
+
+    <!-- begin: NAME -->
+    <!-- end -->
+
+where NAME is one of:
+
+* ``examples/FILE.txt`` or ``examples/FILE.diff``: that file, in a ``text`` or ``diff`` fence;
+* ``examples/FILE.md``: that file as it is (the savings table, made from ``example_project/allocbudget.yaml``);
+* ``quote PATH:NAME,NAME ...``: the top-level functions, classes and assignments of that name in the example
+  project's file PATH (relative to ``example_project``), in a ``python`` fence marked ``<!-- fragment -->``, their
+  docstrings left out.
+
+Every pytest run gets the same environment: a minimal set of variables (no CI variable, no ``PYTEST_ADDOPTS`` of
+the caller), ``COLUMNS=120``, ``PYTHONHASHSEED=0``, and ``PYTEST_ADDOPTS`` set to ``ADDOPTS``, so that a command
+shows in the documentation as a reader types it. The outputs are normalised: durations read ``in N.NNs``, the
+temporary directory reads ``example_project``. tests/unit/test_doc_examples.py re-runs the regression example on
+Python 3.11 and compares it with regression.txt, and checks that every generated block is current.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+from pytest_allocbudget.counter import unavailable_reason
+from pytest_allocbudget.store import load
+from pytest_allocbudget.units import format_bytes
+
+HERE = Path(__file__).resolve().parent
+DOCS = HERE.parent
+ROOT = DOCS.parent
+EXAMPLE = ROOT / "example_project"
+PAGES = (ROOT / "README.md", *sorted(DOCS.glob("*.md")))
+
+#: The Python version the outputs are made on, and the budget profile the savings table is read from.
+VERSION = (3, 11)
+PROFILE = "cpython-3.11"
+
+#: Options for every pytest run, through ``PYTEST_ADDOPTS``: no random test order, the default explanation of a
+#: failure, and no session header (it names the versions of pytest and its plugins).
+ADDOPTS = "-p no:randomly --alloc-explain=rerun --no-header"
+
+#: The regression: ``split_optimized`` copies its input before slicing it, a defensive copy it does not need.
+EDIT_FILE = "minireduce/engine.py"
+EDIT_OLD = "    if isinstance(records, list):\n"
+EDIT_NEW = "    records = list(records)  # a copy of our own, in case the caller changes the list later\n" + EDIT_OLD
+
+#: The pairs of the savings table, in the order of the example's README.
+PAIRS = ("split", "map_key_values", "map_sales", "shuffle", "reduce_partition", "summarize", "parse_frames")
+METRICS = ("peak", "retained", "allocations", "allocated")
+
+PYTEST = "python -m pytest"
+TARGET = "tests/test_split.py::test_split_optimized"
+
+_BLOCK = re.compile(r"(<!-- begin: (?P<name>[^>]+?) -->\n)(?P<body>.*?)(<!-- end -->)", re.DOTALL)
+_DURATION = re.compile(r"\bin \d+\.\d+s(?: \(\d+:\d\d:\d\d\))?")
+_ADDRESS = re.compile(r"\b0x[0-9a-f]{6,}\b")
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+def environment() -> dict[str, str]:
+    """The environment of every run: only what a run needs, so the caller's settings and CI cannot leak in."""
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "TMPDIR") if name in os.environ}
+    env.update(
+        COLUMNS="120",
+        LINES="40",
+        PYTHONHASHSEED="0",
+        PYTHONUTF8="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTEST_ADDOPTS=ADDOPTS,
+    )
+    return env
+
+
+def normalise(text: str, project: Path) -> str:
+    """Make an output independent of the run: durations, the temporary directory, the interpreter's paths."""
+    for path in sorted({str(project), os.path.realpath(project)}, key=len, reverse=True):
+        text = text.replace(path, "example_project")
+    paths = sysconfig.get_paths()
+    for key, label in (("purelib", "<site-packages>"), ("stdlib", "<stdlib>")):
+        text = text.replace(paths[key], label)
+    text = _DURATION.sub("in N.NNs", text)
+    text = _ADDRESS.sub("0x...", text)
+    return "".join(line.rstrip() + "\n" for line in text.splitlines())
+
+
+def run(project: Path, command: str, *args: str, stdin: str | None = None) -> str:
+    """``$ command`` and its output (standard output, then standard error), run in ``project``.
+
+    ``command`` is what the documentation shows; ``args`` what is run, with this interpreter.
+    """
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=project,
+        env=environment(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return f"$ {command}\n" + normalise(result.stdout + result.stderr, project)
+
+
+def pytest_run(project: Path, *args: str) -> str:
+    return run(project, " ".join((PYTEST, *args)), "-m", "pytest", *args)
+
+
+def summary_only(output: str) -> str:
+    """The command, then ``...`` for the progress lines, then the summary section to the end."""
+    lines = output.splitlines(keepends=True)
+    start = next(index for index, line in enumerate(lines) if " allocation budgets " in line)
+    return lines[0] + "...\n" + "".join(lines[start:])
+
+
+def copy_example(workdir: Path) -> Path:
+    """A copy of the example project in ``workdir``, without caches."""
+    project = workdir / "example_project"
+    shutil.copytree(
+        EXAMPLE, project, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", ".hypothesis", "*.pyc")
+    )
+    return project
+
+
+def apply_edit(project: Path) -> str:
+    """Replace ``EDIT_OLD`` by ``EDIT_NEW`` in the copy's ``EDIT_FILE``; returns the unified diff."""
+    path = project / EDIT_FILE
+    before = path.read_text(encoding="utf-8")
+    if before.count(EDIT_OLD) != 1:
+        raise SystemExit(f"{EDIT_FILE}: expected {EDIT_OLD!r} exactly once; update EDIT_OLD in {__file__}")
+    after = before.replace(EDIT_OLD, EDIT_NEW)
+    path.write_text(after, encoding="utf-8")
+    diff = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{EDIT_FILE}", f"b/{EDIT_FILE}"
+    )
+    return "".join(line.rstrip() + "\n" for line in diff)
+
+
+def revert_edit(project: Path) -> None:
+    shutil.copyfile(EXAMPLE / EDIT_FILE, project / EDIT_FILE)
+
+
+def regression(workdir: Path) -> str:
+    """The output of the example's tests with the edit applied, in a copy made in ``workdir``: regression.txt."""
+    project = copy_example(workdir)
+    apply_edit(project)
+    return pytest_run(project)
+
+
+def examples(workdir: Path) -> dict[str, str]:
+    """Every generated output file, by name, from one copy of the example project."""
+    project = copy_example(workdir)
+    committed = (project / "allocbudget.yaml").read_text(encoding="utf-8")
+    files = {}
+    files["show.txt"] = run(
+        project,
+        f"allocbudget show --profile {PROFILE}",
+        *("-m", "pytest_allocbudget", "show", "--profile", PROFILE),
+    )
+    files["passing.txt"] = pytest_run(project)
+    files["regression.diff"] = apply_edit(project)
+    files["regression.txt"] = pytest_run(project)
+    revert_edit(project)
+    files["fixed.txt"] = summary_only(pytest_run(project))
+    # The increase accepted: re-record the one test, and review the change as a reviewer would. The copy is not a
+    # git repository, so the committed file that `git show` would print is passed in directly.
+    apply_edit(project)
+    files["rerecord.txt"] = pytest_run(project, "--alloc-update", TARGET) + run(
+        project,
+        "git show HEAD:./allocbudget.yaml | allocbudget diff - allocbudget.yaml",
+        *("-m", "pytest_allocbudget", "diff", "-", "allocbudget.yaml"),
+        stdin=committed,
+    )
+    # Then the copy taken out again, under the re-recorded budget.
+    revert_edit(project)
+    files["tighten.txt"] = summary_only(pytest_run(project))
+    return files
+
+
+# ------------------------------------------------------------------------------------------------ the table
+
+
+def _format(metric: str, value: int) -> str:
+    return f"{value:,}" if metric == "allocations" else format_bytes(value)
+
+
+def savings_table(budget_file: Path = EXAMPLE / "allocbudget.yaml") -> str:
+    """The naive and optimised budgets of every pair in ``PROFILE``, all four metrics, as a Markdown table."""
+    entries = load(budget_file).profile(PROFILE)
+    sides: dict[str, dict[str, dict[str, int]]] = {}
+    for (node_id, region), values in entries.items():
+        test = node_id.rpartition("::")[2]
+        if region in ("naive", "optimized"):
+            name, side = test, region
+        elif region is None and test.endswith(("_naive", "_optimized")):
+            name, _, side = test.rpartition("_")
+        else:
+            continue
+        sides.setdefault(name[len("test_") :], {})[side] = dict(values)
+    rows = ["| pair | metric | naive | optimised | change |", "| --- | --- | ---: | ---: | ---: |"]
+    for pair in PAIRS:
+        naive, optimized = sides[pair]["naive"], sides[pair]["optimized"]
+        for index, metric in enumerate(METRICS):
+            old, new = naive[metric], optimized[metric]
+            if new == old:
+                change = "same"
+            elif old == 0:
+                change = f"+{_format(metric, new)}"
+            else:
+                change = f"{(new - old) / old:+.1%}"
+            label = f"`{pair}`" if index == 0 else ""
+            rows.append(f"| {label} | {metric} | {_format(metric, old)} | {_format(metric, new)} | {change} |")
+    return "\n".join(rows) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ quotes
+
+
+def _first_line(node: ast.stmt) -> int:
+    """The first line of a statement, its decorators included."""
+    return min([node.lineno, *(decorator.lineno for decorator in getattr(node, "decorator_list", ()))])
+
+
+def _lines_of(node: ast.stmt, lines: list[str]) -> list[str]:
+    """The lines of a statement, decorators included, without the docstring of a function or class."""
+    start = _first_line(node)
+    assert node.end_lineno is not None
+    keep = list(range(start, node.end_lineno + 1))
+    body = getattr(node, "body", None)
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and body:
+        first = body[0]
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            assert first.end_lineno is not None
+            drop = set(range(first.lineno, first.end_lineno + 1))
+            after = first.end_lineno + 1
+            while after <= node.end_lineno and not lines[after - 1].strip():
+                drop.add(after)
+                after += 1
+            keep = [number for number in keep if number not in drop]
+    return [lines[number - 1] for number in keep]
+
+
+def _names_of(node: ast.stmt) -> set[str]:
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, ast.Assign):
+        return {target.id for target in node.targets if isinstance(target, ast.Name)}
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return {node.target.id}
+    return set()
+
+
+def quote(spec: str) -> str:
+    """The code that ``quote PATH:NAME,NAME ...`` names, each file's part headed by a ``# PATH`` comment."""
+    parts = []
+    for item in spec.split():
+        relative, _, names = item.partition(":")
+        source = (EXAMPLE / relative).read_text(encoding="utf-8")
+        lines = source.splitlines()
+        body = ast.parse(source).body
+        index = {name: position for position, node in enumerate(body) for name in _names_of(node)}
+        text = ""
+        previous = None
+        for name in names.split(","):
+            if name not in index:
+                raise SystemExit(f"{relative} has no top-level {name!r}")
+            node = body[index[name]]
+            if previous is None:
+                pass
+            elif index[name] == previous + 1:  # the next statement: keep what stands between, comments included
+                assert body[previous].end_lineno is not None
+                text += "".join("\n" + line for line in lines[body[previous].end_lineno : _first_line(node) - 1])
+            else:
+                text += "\n\n"
+            text += "\n" + "\n".join(_lines_of(node, lines))
+            previous = index[name]
+        parts.append(f"# {relative}" + text)
+    return "\n\n\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ pages
+
+
+def render(name: str, read: dict[str, str] | None = None) -> str:
+    """What goes between the markers of block ``name``; ``read`` overrides the files under docs/examples."""
+    if name.startswith("quote "):
+        return "<!-- fragment -->\n```python\n" + quote(name[len("quote ") :]) + "```\n"
+    if not name.startswith("examples/"):
+        raise SystemExit(f"unknown generated block {name!r}")
+    filename = name[len("examples/") :]
+    text = read[filename] if read and filename in read else (HERE / filename).read_text(encoding="utf-8")
+    if filename.endswith(".md"):
+        return text
+    fence = "diff" if filename.endswith(".diff") else "text"
+    return f"```{fence}\n{text}```\n"
+
+
+def rewrite(text: str, read: dict[str, str] | None = None) -> str:
+    """``text`` with every generated block rendered afresh."""
+    return _BLOCK.sub(lambda match: match.group(1) + render(match.group("name"), read) + match.group(4), text)
+
+
+def blocks(text: str) -> list[str]:
+    """The names of the generated blocks in ``text``."""
+    return [match.group("name") for match in _BLOCK.finditer(text)]
+
+
+def main() -> int:
+    if sys.version_info[:2] != VERSION:
+        print(f"run this on Python {VERSION[0]}.{VERSION[1]}: the outputs are that version's", file=sys.stderr)
+        return 1
+    reason = unavailable_reason()
+    if reason is not None:
+        print(f"the allocation counter is needed, and unavailable: {reason}", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="allocbudget-docs-") as workdir:
+        files = examples(Path(workdir))
+    files["savings.md"] = savings_table()
+    for filename, text in files.items():
+        path = HERE / filename
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.relative_to(ROOT)}")
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        new = rewrite(text)
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+            print(f"rewrote {page.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
