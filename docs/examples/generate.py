@@ -15,7 +15,10 @@ of the input in ``split_optimized``). Each output goes into a file next to this 
 * fixed.txt: the tests passing again once the edit is reverted;
 * rerecord.txt: the edit accepted with ``--alloc-update``, and the change reviewed with ``allocbudget diff``;
 * tighten.txt: the edit reverted under the re-recorded budget, which the summary says could be tightened;
-* savings.md: the table of every pair's naive and optimised budgets, from ``example_project/allocbudget.yaml``.
+* savings.md: the table of every pair's naive and optimised budgets, from ``example_project/allocbudget.yaml``;
+* cli-*.txt: the ``allocbudget`` command of docs/cli.md (``show`` in its other formats, ``diff`` and ``check``), on the
+  committed budget file and on files made from it in a copy: re-recorded with the edit, recorded first with
+  tracemalloc then with the allocation counter, and left with the markers of a merge conflict.
 
 Then it rewrites every generated block in README.md and docs/*.md, the text between
 
@@ -79,6 +82,8 @@ METRICS = ("peak", "retained", "allocations", "allocated")
 
 PYTEST = "python -m pytest"
 TARGET = "tests/test_split.py::test_split_optimized"
+#: The tests that cli-diff-counter.txt records, first with tracemalloc, then with the allocation counter.
+COUNTER_TESTS = "tests/test_split.py"
 
 _BLOCK = re.compile(r"(<!-- begin: (?P<name>[^>]+?) -->\n)(?P<body>.*?)(<!-- end -->)", re.DOTALL)
 _DURATION = re.compile(r"\bin \d+\.\d+s(?: \(\d+:\d\d:\d\d\))?")
@@ -114,10 +119,11 @@ def normalise(text: str, project: Path) -> str:
     return "".join(line.rstrip() + "\n" for line in text.splitlines())
 
 
-def run(project: Path, command: str, *args: str, stdin: str | None = None) -> str:
+def run(project: Path, command: str, *args: str, stdin: str | None = None, status: bool = False) -> str:
     """``$ command`` and its output (standard output, then standard error), run in ``project``.
 
-    ``command`` is what the documentation shows; ``args`` what is run, with this interpreter.
+    ``command`` is what the documentation shows; ``args`` what is run, with this interpreter. With ``status``, the
+    output ends with ``exit status N``, as ``; echo "exit status $?"`` at the end of ``command`` would print it.
     """
     result = subprocess.run(
         [sys.executable, *args],
@@ -128,7 +134,8 @@ def run(project: Path, command: str, *args: str, stdin: str | None = None) -> st
         text=True,
         timeout=600,
     )
-    return f"$ {command}\n" + normalise(result.stdout + result.stderr, project)
+    shown = f"$ {command}\n" + normalise(result.stdout + result.stderr, project)
+    return (shown + f"exit status {result.returncode}\n") if status else shown
 
 
 def pytest_run(project: Path, *args: str) -> str:
@@ -203,6 +210,82 @@ def examples(workdir: Path) -> dict[str, str]:
     # Then the copy taken out again, under the re-recorded budget.
     revert_edit(project)
     files["tighten.txt"] = summary_only(pytest_run(project))
+    return files
+
+
+# ------------------------------------------------------------------------------------------------ the command
+
+#: The merge conflict of cli-check.txt: the label of the other side.
+CONFLICT_BRANCH = "main"
+
+
+def allocbudget(project: Path, *args: str, stdin: str | None = None, status: bool = False) -> str:
+    """``$ allocbudget ARGS`` and its output, run as ``python -m pytest_allocbudget ARGS``."""
+    command = " ".join(("allocbudget", *args)) + ('; echo "exit status $?"' if status else "")
+    return run(project, command, "-m", "pytest_allocbudget", *args, stdin=stdin, status=status)
+
+
+def json_head(output: str) -> str:
+    """A JSON ``show`` up to the end of its first entry of a region, then ``...``."""
+    lines = output.splitlines(keepends=True)
+    start = next(index for index, line in enumerate(lines) if line.strip().startswith('"region": "'))
+    end = next(index for index in range(start, len(lines)) if lines[index].rstrip() == "      },")
+    return "".join(lines[: end + 1]) + "      ...\n"
+
+
+def conflicted(ours: str, theirs: str) -> str:
+    """``ours`` with every line that ``theirs`` changed left as a merge conflict, markers and both sides."""
+    mine, other = ours.splitlines(keepends=True), theirs.splitlines(keepends=True)
+    merged = []
+    for tag, start, end, other_start, other_end in difflib.SequenceMatcher(None, mine, other).get_opcodes():
+        if tag == "equal":
+            merged += mine[start:end]
+        else:
+            merged += ["<<<<<<< HEAD\n", *mine[start:end], "=======\n", *other[other_start:other_end]]
+            merged.append(f">>>>>>> {CONFLICT_BRANCH}\n")
+    return "".join(merged)
+
+
+def record(project: Path, *args: str) -> None:
+    """``pytest --alloc-update ARGS`` in ``project``, which must write the budget file."""
+    output = pytest_run(project, "--alloc-update", *args)
+    if "wrote allocbudget.yaml" not in output:
+        raise SystemExit(f"recording {' '.join(args)} wrote no budget file:\n{output}")
+
+
+def cli_examples(workdir: Path) -> dict[str, str]:
+    """The outputs of docs/cli.md, by file name, from copies of the example project made in ``workdir``."""
+    files = {}
+    project = copy_example(workdir / "cli")
+    committed = (project / "allocbudget.yaml").read_text(encoding="utf-8")
+    files["cli-show-exact.txt"] = allocbudget(project, "show", "--profile", PROFILE, "--exact")
+    files["cli-show-markdown.txt"] = allocbudget(project, "show", "--profile", PROFILE, "--format", "markdown")
+    files["cli-show-json.txt"] = json_head(allocbudget(project, "show", "--profile", PROFILE, "--format", "json"))
+    # The regression accepted, as in rerecord.txt, and compared with the committed file saved as old.yaml.
+    (project / "old.yaml").write_text(committed, encoding="utf-8")
+    apply_edit(project)
+    record(project, TARGET)
+    files["cli-diff.txt"] = allocbudget(project, "diff", "old.yaml", "allocbudget.yaml")
+    files["cli-diff-markdown.txt"] = allocbudget(
+        project, "diff", "old.yaml", "allocbudget.yaml", "--format", "markdown", "--fail-on-increase", status=True
+    )
+    # A merge that kept both sides of the re-recorded values, next to the committed file and a mistyped name.
+    merged = conflicted(committed, (project / "allocbudget.yaml").read_text(encoding="utf-8"))
+    (project / "merged.yaml").write_text(merged, encoding="utf-8")
+    (project / "allocbudget.yaml").write_text(committed, encoding="utf-8")
+    files["cli-check.txt"] = allocbudget(project, "check", "allocbudget.yaml", "merged.yaml", "allocbudget.yml")
+    # One test file recorded into an empty budget file without the counter, then re-recorded with it.
+    project = copy_example(workdir / "counter")
+    (project / "allocbudget.yaml").unlink()
+    record(project, "--alloc-engine=tracemalloc", COUNTER_TESTS)
+    without = (project / "allocbudget.yaml").read_text(encoding="utf-8")
+    record(project, COUNTER_TESTS)
+    files["cli-diff-counter.txt"] = run(
+        project,
+        f"git show HEAD:./allocbudget.yaml | allocbudget diff - allocbudget.yaml --profile {PROFILE}",
+        *("-m", "pytest_allocbudget", "diff", "-", "allocbudget.yaml", "--profile", PROFILE),
+        stdin=without,
+    )
     return files
 
 
@@ -344,6 +427,7 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="allocbudget-docs-") as workdir:
         files = examples(Path(workdir))
+        files.update(cli_examples(Path(workdir)))
     files["savings.md"] = savings_table()
     for filename, text in files.items():
         path = HERE / filename
