@@ -26,6 +26,9 @@ import pytest
 
 from pytest_allocbudget.counter import unavailable_reason
 
+# The documented examples must hold on every supported Python, so they run in the smoke set too.
+pytestmark = pytest.mark.smoke
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 EXAMPLES = DOCS / "examples"
