@@ -41,25 +41,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from pytest_allocbudget.ci import CI_VARIABLES
+
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("peak", "retained", "allocations", "allocated")
 STATUSES = ("passed", "failed", "missing", "unrecorded")
-# The variables that make the plugin detect CI (pytest_allocbudget.ci.CI_VARIABLES), and pytest's own.
-CI_VARIABLES = (
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITLAB_CI",
-    "BUILDKITE",
-    "CIRCLECI",
-    "TRAVIS",
-    "JENKINS_URL",
-    "TF_BUILD",
-    "TEAMCITY_VERSION",
-    "BITBUCKET_BUILD_NUMBER",
-    "APPVEYOR",
-    "DRONE",
-    "CODEBUILD_BUILD_ID",
-)
+# The variables that make the plugin detect CI, and pytest's own: none may leak into the measured runs.
 UNSET = (*CI_VARIABLES, "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_XDIST_AUTO_NUM_WORKERS")
 
 

@@ -33,7 +33,6 @@ from .settings import (
     SettingsError,
     parse_marker,
     profile_name,
-    resolve_path,
     resolve_run_settings,
 )
 from .stale import stale_entries
@@ -82,6 +81,7 @@ class AllocBudgetPlugin:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.ci = detect_ci()
         try:
             settings = resolve_run_settings(
                 config.getoption,
@@ -89,10 +89,10 @@ class AllocBudgetPlugin:
                 config.inipath,
                 config.rootpath,
                 config.invocation_params.dir,
+                self.ci,
             )
         except SettingsError as error:
             raise pytest.UsageError(str(error)) from None
-        self.ci = detect_ci()
         if settings.update and self.ci is not None and not config.getoption("--alloc-update-in-ci"):
             raise pytest.UsageError(
                 f"--alloc-update is refused in CI ({self.ci} is set in the environment): budgets are recorded on "
@@ -100,14 +100,9 @@ class AllocBudgetPlugin:
             )
         if config.getoption("--alloc-prune") and not settings.update:
             raise pytest.UsageError("--alloc-prune removes stale entries while recording: use it with --alloc-update")
-        self.strict = _strict(config, self.ci)
-        self.budget_all = bool(config.getoption("--alloc-all") or config.getini("alloc_budget_all"))
-        json_option, json_ini = config.getoption("--alloc-json"), config.getini("alloc_budget_json")
-        self.json_path = (
-            resolve_path(json_option, json_ini, config.inipath, config.rootpath, config.invocation_params.dir)
-            if json_option or json_ini
-            else None
-        )
+        self.strict = settings.strict
+        self.budget_all = settings.budget_all
+        self.json_path = settings.json_path
         self.is_worker = hasattr(config, "workerinput")
         self.session = BudgetSession(
             path=settings.path,
@@ -469,22 +464,6 @@ def _def_line(item: pytest.Item) -> int | None:
         if text.lstrip().startswith(("def ", "async def ")):
             return int(start) + offset
     return None
-
-
-def _strict(config: pytest.Config, ci: str | None) -> bool:
-    """--alloc-strict, else the ini key (true, false or auto), else on in CI."""
-    if config.getoption("--alloc-strict"):
-        return True
-    value = str(config.getini("alloc_budget_strict")).strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    if value not in ("", "auto"):
-        raise pytest.UsageError(
-            f"ini option alloc_budget_strict (in {config.inipath} or -o): expected true, false or auto, got {value!r}"
-        )
-    return ci is not None
 
 
 def _show(path: Path, rootdir: Path | None) -> Path:

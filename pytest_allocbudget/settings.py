@@ -175,6 +175,9 @@ class RunSettings:
     explain: str  # one of EXPLAIN_MODES
     engine: str  # one of ENGINES
     all_threads: bool
+    strict: bool
+    budget_all: bool
+    json_path: Path | None
 
 
 #: rerun: a failing marker-budgeted test runs again to find its lines; trace: tracemalloc runs in every window
@@ -190,10 +193,12 @@ def resolve_run_settings(
     inipath: Path | None,
     rootdir: Path,
     invocation: Path,
+    ci: str | None = None,
 ) -> RunSettings:
     """Resolve the run's settings: command line over ini over default; errors name where the bad value came from.
 
-    ``option`` and ``ini`` are ``config.getoption`` and ``config.getini``.
+    ``option`` and ``ini`` are ``config.getoption`` and ``config.getini``; ``ci`` names the variable that says
+    this is a CI run, which turns strict mode on unless the ini file says otherwise.
     """
 
     def pick(flag: str, key: str, default: str) -> tuple[str, str]:
@@ -213,7 +218,33 @@ def resolve_run_settings(
         raise SettingsError(f"{source}: expected one of {', '.join(ENGINES)}, got {engine!r}")
     path = resolve_path(option("--alloc-file"), ini("alloc_budget_file"), inipath, rootdir, invocation)
     all_threads = bool(option("--alloc-all-threads") or ini("alloc_budget_all_threads"))
-    return RunSettings(path, bool(option("--alloc-update")), tolerances, explain, engine, all_threads)
+    json_option, json_ini = option("--alloc-json"), ini("alloc_budget_json")
+    json_path = resolve_path(json_option, json_ini, inipath, rootdir, invocation) if json_option or json_ini else None
+    return RunSettings(
+        path,
+        bool(option("--alloc-update")),
+        tolerances,
+        explain,
+        engine,
+        all_threads,
+        strict=bool(option("--alloc-strict")) or _strict_from_ini(ini("alloc_budget_strict"), inipath, ci),
+        budget_all=bool(option("--alloc-all") or ini("alloc_budget_all")),
+        json_path=json_path,
+    )
+
+
+def _strict_from_ini(value: object, inipath: Path | None, ci: str | None) -> bool:
+    """The ini key: true, false, or auto (on in CI)."""
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    if text not in ("", "auto"):
+        raise SettingsError(
+            f"ini option alloc_budget_strict (in {inipath} or -o): expected true, false or auto, got {text!r}"
+        )
+    return ci is not None
 
 
 def resolve_path(option: str | None, ini: str, inipath: Path | None, rootdir: Path, invocation: Path) -> Path:

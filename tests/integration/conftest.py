@@ -96,3 +96,13 @@ def add_entry(tester: pytest.Pytester) -> AddEntry:
         path.write_text(store.dump(budgets), encoding="utf-8")
 
     return add
+
+
+@pytest.fixture
+def without_counter(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
+    """Inner sessions in a subprocess where importing the extension fails, as on a machine without a compiler."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text('import sys\nsys.modules["pytest_allocbudget._counter"] = None\n')
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    return tester

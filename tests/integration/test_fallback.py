@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pytest_allocbudget.store import loads
@@ -17,16 +15,6 @@ KEEP = []
 def test_keep():
     KEEP.append(bytes(10_000))
 """
-
-
-@pytest.fixture
-def without_counter(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
-    """Inner sessions in a subprocess where importing the extension fails, as on a machine without a compiler."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text('import sys\nsys.modules["pytest_allocbudget._counter"] = None\n')
-    monkeypatch.setenv("PYTHONPATH", str(site))
-    return tester
 
 
 @pytest.mark.smoke

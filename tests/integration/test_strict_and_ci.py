@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 TESTS = """
@@ -140,16 +138,6 @@ def test_strict_fails_recorded_count_budgets_that_the_tracemalloc_engine_cannot_
             "mode fails instead of skipping them",
         ]
     )
-
-
-@pytest.fixture
-def without_counter(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
-    """Inner sessions in a subprocess where importing the extension fails, as on a machine without a compiler."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text('import sys\nsys.modules["pytest_allocbudget._counter"] = None\n')
-    monkeypatch.setenv("PYTHONPATH", str(site))
-    return tester
 
 
 def test_strict_fails_recorded_count_budgets_where_the_counter_is_missing(
