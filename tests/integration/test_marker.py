@@ -385,3 +385,29 @@ def test_bad_marker_argument_fails_only_that_test(
     result.stdout.fnmatch_lines([f"{nodeid}: @pytest.mark.alloc_budget*{argument}*{value}*", f"ERROR {nodeid}*"])
     assert "Traceback" not in result.stdout.str()
     assert list(read_budgets()) == ["test_bad_marker_argument_fails_only_that_test.py::test_good"]
+
+
+def test_a_test_taking_fixtures_measures_nothing_for_the_call_itself(tester: pytest.Pytester, read_budgets) -> None:
+    tester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def a():
+            return 1
+
+        @pytest.mark.alloc_budget
+        def test_function(a, tmp_path):
+            pass
+
+        class TestClass:
+            @pytest.mark.alloc_budget
+            def test_method(self, a):
+                pass
+        """
+    )
+    tester.runpytest("--alloc-update").assert_outcomes(passed=2)
+    for values in read_budgets().values():
+        assert values["peak"] == 0
+        assert values["retained"] == 0
+        assert values.get("allocations", 0) == 0
