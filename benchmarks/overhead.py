@@ -3,7 +3,7 @@
 Run by hand (not part of the test suite):
 
     python benchmarks/overhead.py [--rounds 5] [--tests 100] [--repeat 10]
-                                  [--unbudgeted 2000] [--unbudgeted-rounds N] [--no-memray]
+                                  [--unbudgeted 2000] [--unbudgeted-rounds N] [--no-memray] [--only-unbudgeted]
 
 It writes a suite of budgeted tests into a temporary directory, records their budgets once, then runs the suite
 with the three settings in turn, round after round (so that machine noise hits all three alike), and prints the
@@ -25,7 +25,8 @@ No budgeted test: the plugin's cost on a suite in which no test is budgeted.  A 
 ``--unbudgeted`` trivial tests (parametrized asserts, default 2,000; 0 skips this part) is run as plain pytest with
 the plugin disabled (``-p no:allocbudget``) and with the plugin installed and active, in alternating order
 (ABBA, so that a drift of the machine's speed hits both alike), ``--unbudgeted-rounds`` pairs of runs (default: as
-many as ``--rounds``).  The project's target is a ratio of at most 1.02x.
+many as ``--rounds``).  The project's target is a ratio of at most 1.02x.  ``--only-unbudgeted`` runs this part
+alone.
 
 The whole-suite ratio is what a user sees, but it mixes two effects: the engine's cost on every allocation, and
 the collector, which the plugin switches off inside a measured window (an unmeasured run pays for collections
@@ -264,7 +265,16 @@ def main() -> None:
         "--unbudgeted-rounds", type=int, default=None, help="runs of each no-budget setting (default: --rounds)"
     )
     parser.add_argument("--no-memray", action="store_true", help="leave pytest-memray out even when it is installed")
+    parser.add_argument("--only-unbudgeted", action="store_true", help="run only the no-budget comparison")
     args = parser.parse_args()
+    if args.only_unbudgeted:
+        rounds = args.unbudgeted_rounds or args.rounds
+        with tempfile.TemporaryDirectory() as name:
+            only = unbudgeted(Path(name), args.unbudgeted, rounds)
+        print(f"Python {sys.version.split()[0]}, pytest {pytest_version()}")
+        print()
+        print_unbudgeted(only, args.unbudgeted, rounds)
+        return
     version = memray_version()
     settings = {label: (Path("heavy"), options) for label, options in SETTINGS.items()}
     if args.no_memray:

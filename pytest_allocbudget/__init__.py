@@ -1,11 +1,19 @@
-"""pytest-allocbudget: allocation budgets for pytest tests, recorded in a YAML file and enforced on every run."""
+"""pytest-allocbudget: allocation budgets for pytest tests, recorded in a YAML file and enforced on every run.
+
+pytest imports this package for every run in which the plugin is installed, budgeted or not, so the public names
+below are imported on first use (PEP 562) rather than here: a suite with no budgeted test should not pay for them.
+"""
 
 from __future__ import annotations
 
-from .measure import LineStat, Measurement, Region
-from .regions import AllocBudget, RegionResult
-from .tolerance import Tolerance
-from .units import parse_size
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .measure import LineStat, Measurement, Region
+    from .regions import AllocBudget, RegionResult
+    from .tolerance import Tolerance
+    from .units import parse_size
 
 __all__ = [
     "AllocBudget",
@@ -18,3 +26,26 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+_HOMES = {
+    "AllocBudget": "regions",
+    "LineStat": "measure",
+    "Measurement": "measure",
+    "Region": "measure",
+    "RegionResult": "regions",
+    "Tolerance": "tolerance",
+    "parse_size": "units",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

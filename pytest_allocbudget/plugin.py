@@ -6,26 +6,19 @@ is a method with one owner for its state; per-test data lives in ``item.stash``.
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 import os
 import unittest
 from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .calling import measured_call
-from .ci import detect_ci, github_annotation, github_summary
-from .counter import CounterProbe, unavailable_reason
-from .explain import Explanation, explain
-from .jsonreport import json_report, write_json
-from .measure import Probe, Region, TracemallocProbe, interference
+from .ci import detect_ci
 from .options import pytest_addoption
-from .regions import AllocBudget
-from .report import counter_missing_text, describe_key, interference_text, stale_lines, summary_lines
-from .session import BudgetSession, Recorded
 from .settings import (
     MARKER,
     MARKER_HELP,
@@ -35,9 +28,15 @@ from .settings import (
     profile_name,
     resolve_run_settings,
 )
-from .stale import stale_entries
-from .store import BudgetFileError, EntryKey
-from .transport import WorkerResults
+
+# Only what every run needs is imported up front.  The measuring, judging, storing and reporting modules are
+# imported when the first budgeted test or region is collected, so a suite with no budgeted test does not pay for
+# importing them (or PyYAML) at start-up.
+if TYPE_CHECKING:
+    from .measure import Region
+    from .regions import AllocBudget
+    from .session import BudgetSession, Recorded
+    from .store import EntryKey
 
 __all__ = ["AllocBudgetPlugin", "PytestAllocBudgetWarning", "pytest_addoption"]
 
@@ -60,6 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def alloc_budget(request: pytest.FixtureRequest) -> AllocBudget:
     """Measure named regions of a test, each held to its own budget: ``with alloc_budget.measure("x") as m:``."""
+    from .regions import AllocBudget
+
     plugin: AllocBudgetPlugin = request.config.pluginmanager.getplugin(PLUGIN_NAME)
     item = request.node
     whole_test = isinstance(item.stash.get(_plan_key, None), MarkerPlan)
@@ -104,24 +105,12 @@ class AllocBudgetPlugin:
         self.budget_all = settings.budget_all
         self.json_path = settings.json_path
         self.is_worker = hasattr(config, "workerinput")
-        self.session = BudgetSession(
-            path=settings.path,
-            update=settings.update,
-            profile=profile_name(),
-            tolerances=settings.tolerances,
-            rootdir=config.rootpath,
-        )
+        self.settings = settings
+        self._session: BudgetSession | None = None
         self.explain_mode = settings.explain
         self.all_threads = settings.all_threads
-        # counter_missing is said once in the summary; a run that asked for tracemalloc has nothing to miss.
-        self.counter_missing = unavailable_reason() if settings.engine != "tracemalloc" else None
-        self.use_counter = settings.engine != "tracemalloc" and unavailable_reason() is None
         if settings.engine == "counter" and self.counter_missing is not None:
             raise pytest.UsageError(f"--alloc-engine=counter: {self.counter_missing}")
-        self.session.strict = self.strict
-        self.session.unmeasurable = self.counter_missing or (
-            None if self.use_counter else "this run measures with tracemalloc (--alloc-engine=tracemalloc)"
-        )
         self.write_error: str | None = None
         self.interference: str | None = None  # a tracer or profiler seen active when a test was measured
         self.measured_any = False
@@ -138,6 +127,38 @@ class AllocBudgetPlugin:
         self.annotations: list[str] = []
         self.notes: list[str] = []  # lines for the summary
         self.report_errors: list[str] = []  # the JSON report or the step summary could not be written
+
+    @functools.cached_property
+    def counter_missing(self) -> str | None:
+        """Why the counter cannot be used, said once in the summary; a run that asked for tracemalloc has nothing
+        to miss."""
+        if self.settings.engine == "tracemalloc":
+            return None
+        from .counter import unavailable_reason
+
+        return unavailable_reason()
+
+    @property
+    def use_counter(self) -> bool:
+        return self.settings.engine != "tracemalloc" and self.counter_missing is None
+
+    @property
+    def session(self) -> BudgetSession:
+        """The run's budgets and verdicts, created when first needed: a run that measures nothing never needs it."""
+        if self._session is None:
+            from .session import BudgetSession
+
+            self._session = BudgetSession(
+                path=self.settings.path,
+                update=self.settings.update,
+                profile=profile_name(),
+                tolerances=self.settings.tolerances,
+                rootdir=self.config.rootpath,
+                strict=self.strict,
+                unmeasurable=self.counter_missing
+                or (None if self.use_counter else "this run measures with tracemalloc (--alloc-engine=tracemalloc)"),
+            )
+        return self._session
 
     # ----------------------------------------------------------------------------------------- session
 
@@ -207,6 +228,8 @@ class AllocBudgetPlugin:
     def load(self) -> None:
         if self.loaded:
             return
+        from .store import BudgetFileError
+
         try:
             self.session.load()
         except BudgetFileError as error:
@@ -223,11 +246,16 @@ class AllocBudgetPlugin:
     def note_interference(self) -> None:
         """Called right before a window opens, when any wrapper around the test has started its tools."""
         if self.interference is None:
+            from .measure import interference
+
             self.interference = interference()
 
     def region(self, key: EntryKey, plan: MarkerPlan) -> Region:
         """A region measured by this run's engine: the counter alone, or with tracemalloc beside it (trace mode),
         or tracemalloc alone where the counter is missing or not wanted."""
+        from .counter import CounterProbe
+        from .measure import Probe, Region, TracemallocProbe
+
         probes: list[Probe] = []
         if self.use_counter:
             if self.explain_mode == "trace":
@@ -252,6 +280,10 @@ class AllocBudgetPlugin:
         plan = pyfuncitem.stash.get(_plan_key, None)
         if not isinstance(plan, MarkerPlan):
             return (yield)
+        from .calling import measured_call
+        from .explain import Explanation, explain
+        from .session import Recorded
+
         key = (pyfuncitem.nodeid, None)
         function = pyfuncitem.obj
         region = self.region(key, plan)
@@ -301,6 +333,8 @@ class AllocBudgetPlugin:
             report.outcome = "failed"
             report.longrepr = "\n\n".join(problems)
             if self.ci == "GITHUB_ACTIONS" or os.environ.get("GITHUB_ACTIONS") == "true":
+                from .github import github_annotation
+
                 path, line, _ = item.location
                 message = "\n".join(problems[0].splitlines()[:3])
                 line = _def_line(item) or (line or 0) + 1
@@ -317,6 +351,8 @@ class AllocBudgetPlugin:
         if error is not None or payload is None:
             self.workers_lost = True
             return
+        from .transport import WorkerResults
+
         results = WorkerResults.decode(payload)
         self.load()
         self.session.absorb(results)
@@ -331,7 +367,10 @@ class AllocBudgetPlugin:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
-            results = self.session.worker_results()
+            from .transport import WorkerResults
+
+            # A worker that measured nothing never created its session: it sends empty results.
+            results = self._session.worker_results() if self._session is not None else WorkerResults()
             results.budgeted = sorted(self.budgeted)
             results.files = sorted(self.files)
             results.finished, results.collected = self.finished, self.collected
@@ -355,6 +394,8 @@ class AllocBudgetPlugin:
             and not session.shouldstop
         )
         if full_run:
+            from .stale import stale_entries
+
             rootdir = self.config.rootpath
             self.stale = stale_entries(
                 self.session.budgets,
@@ -364,6 +405,8 @@ class AllocBudgetPlugin:
                 self.session.passed_keys,
                 lambda file: (rootdir / file).exists(),
             )
+        from .store import BudgetFileError
+
         prune = self.stale if self.config.getoption("--alloc-prune") and self.stale else []
         try:
             self.session.finish(prune)
@@ -383,6 +426,10 @@ class AllocBudgetPlugin:
 
     def write_reports(self) -> None:
         """The JSON report and the GitHub step summary, when asked for."""
+        from .github import github_summary
+        from .jsonreport import json_report, write_json
+        from .report import describe_key
+
         stale = [describe_key(key) for key in self.stale or ()]
         if self.json_path is not None:
             document = json_report(
@@ -408,10 +455,12 @@ class AllocBudgetPlugin:
                 self.report_errors.append(message)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        s = self.session
-        quiet = not (self.measured_any or s.update or self.write_error or self.stale or self.report_errors)
+        quiet = not (self.measured_any or self.settings.update or self.write_error or self.stale or self.report_errors)
         if self.is_worker or quiet:
             return
+        from .report import counter_missing_text, interference_text, stale_lines, summary_lines
+
+        s = self.session
         terminalreporter.write_sep("-", "allocation budgets")
         lines = summary_lines(
             s.verdicts,
@@ -443,6 +492,9 @@ def _warm_up(plugin: AllocBudgetPlugin) -> None:
     On Python 3.9 and 3.10 a function's first call allocates a frame that its code object keeps for later calls;
     without this, the first measured test or region of a run would retain those frames as its own.
     """
+
+    from .calling import measured_call
+    from .regions import AllocBudget
 
     def ignore(*args: Any, **kwargs: Any) -> None:
         del args, kwargs

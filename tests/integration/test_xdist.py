@@ -74,11 +74,18 @@ import pytest_allocbudget.store as store
 
 _save = store.save
 _LOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "saves.log")
+_role = "controller"
+
+
+def pytest_configure(config):
+    # From the config, not PYTEST_XDIST_WORKER: an in-process session run by an xdist worker inherits its variable.
+    global _role
+    _role = config.workerinput["workerid"] if hasattr(config, "workerinput") else "controller"
 
 
 def _logged_save(path, budgets):
     with open(_LOG, "a") as log:
-        log.write(os.environ.get("PYTEST_XDIST_WORKER", "controller") + "\\n")
+        log.write(_role + "\\n")
     _save(path, budgets)
 
 

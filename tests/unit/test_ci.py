@@ -1,4 +1,5 @@
-"""Unit tests of :mod:`pytest_allocbudget.ci`: noticing CI, and GitHub Actions' annotation and summary formats."""
+"""Unit tests of :mod:`pytest_allocbudget.ci` (noticing CI) and :mod:`pytest_allocbudget.github` (annotation and
+summary formats)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from pytest_allocbudget.ci import CI_VARIABLES, detect_ci, github_annotation, github_summary
+from pytest_allocbudget.ci import CI_VARIABLES, detect_ci
+from pytest_allocbudget.github import github_annotation, github_summary
 from pytest_allocbudget.tolerance import Tolerance
 from pytest_allocbudget.verdict import Status, Verdict, judge
 

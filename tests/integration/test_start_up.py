@@ -1,0 +1,67 @@
+"""What the plugin costs a run that budgets nothing: it imports only what it needs to read its options.
+
+Measured in a fresh interpreter (a subprocess), since the outer session has imported everything already.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+#: Reads every module the run imported, at its very end, into modules.txt.
+RECORD_MODULES = """
+import sys
+
+
+def pytest_unconfigure(config):
+    with open("modules.txt", "w") as stream:
+        stream.write("\\n".join(sorted(sys.modules)))
+"""
+
+#: What reading the options, the ini keys and the markers needs; nothing that measures, judges, stores or reports.
+LIGHT = {
+    "pytest_allocbudget",
+    "pytest_allocbudget.ci",
+    "pytest_allocbudget.metrics",
+    "pytest_allocbudget.options",
+    "pytest_allocbudget.plugin",
+    "pytest_allocbudget.settings",
+    "pytest_allocbudget.tolerance",
+    "pytest_allocbudget.units",
+}
+
+
+def _imported(tester: pytest.Pytester) -> set[str]:
+    return set((tester.path / "modules.txt").read_text().split())
+
+
+@pytest.mark.smoke
+def test_a_run_with_no_budgeted_test_imports_only_the_light_modules(tester: pytest.Pytester) -> None:
+    tester.makeconftest(RECORD_MODULES)
+    tester.makepyfile("def test_plain():\n    assert [1] * 3 == [1, 1, 1]\n")
+    result = tester.runpytest_subprocess("--alloc-tolerance", "5%, 1 KiB")
+    result.assert_outcomes(passed=1)
+    imported = _imported(tester)
+    ours = {name for name in imported if name.startswith("pytest_allocbudget")}
+    assert ours == LIGHT
+    assert "yaml" not in imported
+    assert "tracemalloc" not in imported
+
+
+def test_a_budgeted_test_still_reads_the_budget_file_and_measures(tester: pytest.Pytester) -> None:
+    tester.makeconftest(RECORD_MODULES)
+    tester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.alloc_budget
+        def test_budgeted():
+            assert len([0] * 100) == 100
+        """
+    )
+    tester.runpytest_subprocess("--alloc-update").assert_outcomes(passed=1)
+    result = tester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 measured, 1 passed, 0 failed, 0 missing*"])
+    imported = _imported(tester)
+    assert {"pytest_allocbudget.session", "pytest_allocbudget.store", "pytest_allocbudget.measure"} <= imported
+    assert "pytest_allocbudget.yamlread" not in imported  # the file is in the plugin's own layout: no PyYAML
