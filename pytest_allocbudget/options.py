@@ -6,11 +6,16 @@ pruning, recording in CI) are options only.  docs/reference.md lists the same se
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from .settings import DEFAULT_FILE, DEFAULT_TOLERANCE
 
-__all__ = ["pytest_addoption"]
+__all__ = ["ISOLATED_CHILD_OPTION", "pytest_addoption"]
+
+#: Internal: given to the fresh process that runs one isolated test, with the file its results go to.
+ISOLATED_CHILD_OPTION = "--alloc-isolated-child"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -88,6 +93,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="budget every test function, marked or not; @pytest.mark.alloc_budget(False) opts one out "
         "(default: ini alloc_budget_all, else off).",
+    )
+    group.addoption(
+        "--alloc-warmup",
+        action="store_true",
+        default=None,
+        help="call every marker-budgeted test once unmeasured before its measured call, so that first-call costs "
+        "(lazy imports, caches) stay out of its numbers; warmup=False on a marker opts a test out "
+        "(default: ini alloc_budget_warmup, else off).",
+    )
+    group.addoption(
+        "--alloc-isolate",
+        action="store_true",
+        default=None,
+        help="run every budgeted test in a fresh Python process, so that its numbers do not depend on the tests "
+        "that ran before it in this one (about a pytest start-up per test); isolate=False on a marker opts a test "
+        "out (default: ini alloc_budget_isolate, else off).",
+    )
+    group.addoption(
+        ISOLATED_CHILD_OPTION,
+        metavar="PATH",
+        default=None,
+        help=argparse.SUPPRESS,  # internal: this run is the fresh process of an isolated test; results go to PATH
+    )
+    parser.addini(
+        "alloc_budget_warmup",
+        type="bool",
+        help="call every marker-budgeted test once unmeasured first, as for --alloc-warmup (default: false).",
+        default=False,
+    )
+    parser.addini(
+        "alloc_budget_isolate",
+        type="bool",
+        help="run every budgeted test in a fresh Python process, as for --alloc-isolate (default: false).",
+        default=False,
     )
     parser.addini(
         "alloc_budget_strict",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .ci import detect_ci
-from .options import pytest_addoption
+from .options import ISOLATED_CHILD_OPTION, pytest_addoption
 from .settings import (
     MARKER,
     MARKER_HELP,
@@ -33,6 +33,7 @@ from .settings import (
 # imported when the first budgeted test or region is collected, so a suite with no budgeted test does not pay for
 # importing them (or PyYAML) at start-up.
 if TYPE_CHECKING:
+    from .isolate import ChildOutcome
     from .measure import Region
     from .regions import AllocBudget
     from .session import BudgetSession, Recorded
@@ -94,7 +95,16 @@ class AllocBudgetPlugin:
             )
         except SettingsError as error:
             raise pytest.UsageError(str(error)) from None
-        if settings.update and self.ci is not None and not config.getoption("--alloc-update-in-ci"):
+        # The fresh process of an isolated test (see isolate.py): it measures one test and writes only its results.
+        child_path = config.getoption(ISOLATED_CHILD_OPTION)
+        self.child_path = Path(child_path) if child_path else None
+        self.child_outcomes: dict[str, ChildOutcome] = {}
+        if (
+            settings.update
+            and self.ci is not None
+            and not config.getoption("--alloc-update-in-ci")
+            and self.child_path is None
+        ):
             raise pytest.UsageError(
                 f"--alloc-update is refused in CI ({self.ci} is set in the environment): budgets are recorded on "
                 "a developer's machine and reviewed in the diff. Pass --alloc-update-in-ci to record here anyway."
@@ -278,7 +288,10 @@ class AllocBudgetPlugin:
         # retry plugin) then wraps our measuring function, so its own work stays outside the window, as does
         # pytest's calling code (argument dict, async and return checks).
         plan = pyfuncitem.stash.get(_plan_key, None)
-        if not isinstance(plan, MarkerPlan):
+        plan = plan if isinstance(plan, MarkerPlan) else None
+        if (plan is not None or MARKER in getattr(pyfuncitem, "fixturenames", ())) and self.isolates(plan):
+            return (yield from self.call_isolated(pyfuncitem))
+        if plan is None:
             return (yield)
         from .calling import measured_call
         from .explain import Explanation, explain
@@ -298,7 +311,8 @@ class AllocBudgetPlugin:
             ):
                 explanation.append(explain(lambda: function(*args, **kwargs)))
 
-        pyfuncitem.obj = measured_call(function, region, plan.warmup, explain_if_failed, self.note_interference)
+        warmup = plan.warmup if plan.warmup is not None else self.settings.warmup
+        pyfuncitem.obj = measured_call(function, region, warmup, explain_if_failed, self.note_interference)
         try:
             result = yield
         finally:
@@ -308,12 +322,68 @@ class AllocBudgetPlugin:
             pyfuncitem.stash.setdefault(_recorded_key, []).append(recorded)
         return result
 
+    def isolates(self, plan: MarkerPlan | None) -> bool:
+        """Whether a budgeted test runs in a fresh process: its marker says so, else the run does; never inside the
+        fresh process itself."""
+        if self.child_path is not None:
+            return False
+        if plan is not None and plan.isolate is not None:
+            return plan.isolate
+        return self.settings.isolate
+
+    def call_isolated(self, item: pytest.Function) -> Generator[None, Any, Any]:
+        """Replace the test's call with a run of the test alone in a fresh process; take back its measurements."""
+        from .isolate import IsolationError, run_isolated
+
+        def in_fresh_process(*args: Any, **kwargs: Any) -> None:
+            del args, kwargs  # the fixtures set up here are not used: the fresh process sets up its own
+            try:
+                outcome = run_isolated(self.config, item.nodeid)
+            except IsolationError as error:
+                pytest.fail(str(error), pytrace=False)
+            item.stash.setdefault(_recorded_key, []).extend(outcome.recorded)
+            outcome.replay()
+
+        function = item.obj
+        item.obj = in_fresh_process
+        try:
+            return (yield)
+        finally:
+            item.obj = function
+
+    def note_child_outcome(self, item: pytest.Item, report: pytest.TestReport, raised: bool) -> None:
+        """In the fresh process: how the test ended, before its budgets are judged, and what it measured."""
+        from .isolate import ChildOutcome
+
+        outcome = self.child_outcomes.setdefault(item.nodeid, ChildOutcome())
+        if report.when == "call":
+            recorded: list[Recorded] | None = item.stash.get(_recorded_key, None)
+            outcome.recorded = list(recorded or ())
+        if outcome.outcome != "passed":
+            return  # the first phase that did not pass says how the test ended
+        wasxfail = getattr(report, "wasxfail", None)
+        if wasxfail is not None and report.skipped:
+            outcome.outcome, outcome.wasxfail = "xfailed", wasxfail  # replayed as an xfail
+        elif wasxfail is not None or (report.when == "call" and report.failed and not raised):
+            # The call passed; an xfail marker called it an unexpected pass (a strict one made that a failure).
+            # The calling process's own marker judges the pass again.
+            outcome.outcome = "xpassed"
+        elif report.skipped:
+            longrepr = report.longrepr
+            reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+            outcome.outcome, outcome.text = "skipped", reason.removeprefix("Skipped: ")
+        elif report.failed:
+            outcome.outcome, outcome.text = "failed", report.longreprtext
+        outcome.phase = report.when
+
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         # The outermost wrapper (tryfirst), so it sees the report after xfail handling has adjusted it.
         report = yield
+        if self.child_path is not None:
+            self.note_child_outcome(item, report, raised=call.excinfo is not None)
         if report.when != "call":
             return report
         item.stash[_judged_key] = True  # regions measured from now on (in teardown) could not be judged
@@ -366,6 +436,11 @@ class AllocBudgetPlugin:
         self.annotations.extend(results.problems)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.child_path is not None:
+            from .isolate import write_outcomes
+
+            write_outcomes(self.child_path, self.child_outcomes)
+            return
         if self.is_worker:
             from .transport import WorkerResults
 
@@ -456,7 +531,7 @@ class AllocBudgetPlugin:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         quiet = not (self.measured_any or self.settings.update or self.write_error or self.stale or self.report_errors)
-        if self.is_worker or quiet:
+        if self.is_worker or quiet or self.child_path is not None:
             return
         from .report import counter_missing_text, interference_text, stale_lines, summary_lines
 

@@ -87,7 +87,7 @@ class AllocBudget:
             )
         if self._active is not None:
             raise RuntimeError(f"{where}: regions cannot nest; region {self._active!r} is still open")
-        for argument in ("enabled", "warmup"):
+        for argument in ("enabled", "warmup", "isolate"):
             if argument in limits:
                 raise ValueError(
                     f"{where}: {argument}= is a marker argument; measure() takes tolerance= and limits per metric"

@@ -33,10 +33,12 @@ DEFAULT_FILE = "allocbudget.yaml"
 DEFAULT_TOLERANCE = "2%, 4 KiB"
 MARKER_HELP = (
     f"{MARKER}(enabled=True, *, peak=None, retained=None, allocations=None, allocated=None, tolerance=None, "
-    "warmup=False): measure this test's allocations and hold them to the budget recorded in the budget file "
-    "(pytest --alloc-update records it); peak=/retained=/allocations=/allocated= add hard limits (bytes, or "
-    "'2 MiB'; a count for allocations); "
-    "tolerance='5%' or {'peak': '4 KiB'} overrides the tolerance; warmup=True runs the test once unmeasured first."
+    "warmup=None, isolate=None): measure this test's allocations and hold them to the budget recorded in the "
+    "budget file (pytest --alloc-update records it); peak=/retained=/allocations=/allocated= add hard limits "
+    "(bytes, or '2 MiB'; a count for allocations); "
+    "tolerance='5%' or {'peak': '4 KiB'} overrides the tolerance; warmup=True runs the test once unmeasured first; "
+    "isolate=True runs it in a fresh Python process, so that its numbers do not depend on the tests before it "
+    "(warmup and isolate default to --alloc-warmup and --alloc-isolate)."
 )
 
 
@@ -101,10 +103,12 @@ class MarkerPlan:
 
     limits: Mapping[str, int] = field(default_factory=dict)
     tolerances: Mapping[str, Tolerance] = field(default_factory=dict)
-    warmup: bool = False
+    warmup: bool | None = None  # None: as the run says (--alloc-warmup)
+    isolate: bool | None = None  # None: as the run says (--alloc-isolate)
 
 
-_MARKER_KEYWORDS = ("enabled", "tolerance", "warmup", *METRICS)
+_MARKER_KEYWORDS = ("enabled", "tolerance", "warmup", "isolate", *METRICS)
+_SWITCHES = ("warmup", "isolate")
 
 
 def parse_marker(marks: Iterable[tuple[tuple[object, ...], Mapping[str, object]]], nodeid: str) -> MarkerPlan | None:
@@ -134,13 +138,13 @@ def parse_marker(marks: Iterable[tuple[tuple[object, ...], Mapping[str, object]]
         return None
     limits: dict[str, int] = {}
     tolerances: dict[str, Tolerance] = {}
-    warmup = False
+    switches: dict[str, bool | None] = dict.fromkeys(_SWITCHES)
     where = f"{nodeid}: @pytest.mark.{MARKER}"
     for name, value in kwargs.items():
-        if name == "warmup":
-            if not isinstance(value, bool):
-                raise SettingsError(f"{where}: warmup must be True or False, got {value!r}")
-            warmup = value
+        if name in _SWITCHES:
+            if value is not None and not isinstance(value, bool):
+                raise SettingsError(f"{where}: {name} must be True or False, got {value!r}")
+            switches[name] = value
         elif name == "tolerance":
             if value is not None:
                 tolerances = parse_tolerances(value, f"{where}: tolerance={value!r}")
@@ -151,7 +155,7 @@ def parse_marker(marks: Iterable[tuple[tuple[object, ...], Mapping[str, object]]
             raise SettingsError(
                 f"{where}: unknown argument {name}={value!r}; expected one of {', '.join(_MARKER_KEYWORDS)}"
             )
-    return MarkerPlan(limits, tolerances, warmup)
+    return MarkerPlan(limits, tolerances, switches["warmup"], switches["isolate"])
 
 
 def _limit(value: object, unit: str, source: str) -> int:
@@ -178,6 +182,8 @@ class RunSettings:
     strict: bool
     budget_all: bool
     json_path: Path | None
+    warmup: bool = False
+    isolate: bool = False
 
 
 #: rerun: a failing marker-budgeted test runs again to find its lines; trace: tracemalloc runs in every window
@@ -230,6 +236,8 @@ def resolve_run_settings(
         strict=bool(option("--alloc-strict")) or _strict_from_ini(ini("alloc_budget_strict"), inipath, ci),
         budget_all=bool(option("--alloc-all") or ini("alloc_budget_all")),
         json_path=json_path,
+        warmup=bool(option("--alloc-warmup") or ini("alloc_budget_warmup")),
+        isolate=bool(option("--alloc-isolate") or ini("alloc_budget_isolate")),
     )
 
 

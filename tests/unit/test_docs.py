@@ -7,6 +7,7 @@ it too.
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import re
 from pathlib import Path
@@ -30,8 +31,15 @@ CODE_RE = re.compile(r"`([^`]+)`")
 
 
 def _option_names(parser: pytest.Parser) -> set[str]:
+    """Every option name, but those whose help is suppressed (internal ones, not for users)."""
     groups = [*parser._groups, parser._anonymous]
-    return {name for group in groups for option in group.options for name in option.names()}
+    return {
+        name
+        for group in groups
+        for option in group.options
+        if option.attrs().get("help") != argparse.SUPPRESS
+        for name in option.names()
+    }
 
 
 @pytest.fixture

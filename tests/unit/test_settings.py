@@ -120,7 +120,7 @@ def test_settings_error_is_a_value_error() -> None:
 
 def test_parse_marker_bare() -> None:
     assert parse_marker([((), {})], NODE) == MarkerPlan()
-    assert parse_marker([((True,), {})], NODE) == MarkerPlan({}, {}, False)
+    assert parse_marker([((True,), {})], NODE) == MarkerPlan({}, {}, None, None)  # warmup, isolate: as the run says
 
 
 def test_parse_marker_all_arguments() -> None:
@@ -189,7 +189,7 @@ def test_parse_marker_unknown_keyword_names_node_argument_and_value() -> None:
         parse_marker([((), {"heap": "1 MiB"})], NODE)
     assert str(info.value) == (
         f"{NODE}: @pytest.mark.{MARKER}: unknown argument heap='1 MiB'; "
-        "expected one of enabled, tolerance, warmup, peak, retained, allocations, allocated"
+        "expected one of enabled, tolerance, warmup, isolate, peak, retained, allocations, allocated"
     )
 
 
@@ -219,11 +219,18 @@ def test_parse_marker_bad_size(name: str, value: object) -> None:
     assert str(info.value).startswith(f"{NODE}: @pytest.mark.{MARKER}: {name}={value!r}: ")
 
 
-@pytest.mark.parametrize("value", [1, "yes", None, 0])
-def test_parse_marker_warmup_must_be_bool(value: object) -> None:
+@pytest.mark.parametrize("name", ["warmup", "isolate"])
+@pytest.mark.parametrize("value", [1, "yes", 0])
+def test_parse_marker_switches_must_be_bool(name: str, value: object) -> None:
     with pytest.raises(SettingsError) as info:
-        parse_marker([((), {"warmup": value})], NODE)
-    assert str(info.value) == f"{NODE}: @pytest.mark.{MARKER}: warmup must be True or False, got {value!r}"
+        parse_marker([((), {name: value})], NODE)
+    assert str(info.value) == f"{NODE}: @pytest.mark.{MARKER}: {name} must be True or False, got {value!r}"
+
+
+def test_parse_marker_switches_closest_marker_wins_and_none_means_as_the_run_says() -> None:
+    module, function = ((), {"warmup": True, "isolate": True}), ((), {"isolate": False})
+    assert parse_marker([module, function], NODE) == MarkerPlan(warmup=True, isolate=False)
+    assert parse_marker([module, ((), {"warmup": None})], NODE) == MarkerPlan(warmup=None, isolate=True)
 
 
 def test_parse_marker_bad_tolerance_names_node_and_value() -> None:
