@@ -43,6 +43,9 @@ __all__ = ["AllocBudgetPlugin", "PytestAllocBudgetWarning", "pytest_addoption"]
 
 PLUGIN_NAME = "allocbudget-session"
 
+#: Measured tests between two full collections of the frozen objects (see AllocBudgetPlugin.refreeze).
+SWEEP_EVERY = 100
+
 _plan_key = pytest.StashKey["MarkerPlan | SettingsError"]()
 _recorded_key = pytest.StashKey["list[Recorded]"]()
 _judged_key = pytest.StashKey[bool]()
@@ -125,6 +128,7 @@ class AllocBudgetPlugin:
         self.interference: str | None = None  # a tracer or profiler seen active when a test was measured
         self.measured_any = False
         self.froze = False
+        self.measured_since_sweep = 0  # measured tests since the last full collection of frozen objects
         self.loaded = False
         # What a full run needs to know to find stale entries (see stale.py).
         self.budgeted: set[str] = set()
@@ -245,6 +249,26 @@ class AllocBudgetPlugin:
         except BudgetFileError as error:
             raise pytest.UsageError(f"{error}\nFix the file by hand or restore it from version control.") from None
         self.loaded = True
+
+    def refreeze(self) -> None:
+        """Freeze what the run has made since the last freeze, after each measured test.
+
+        Each measured window starts and ends with a full collection, which walks every object the collector tracks
+        and has not frozen.  Each test leaves some behind for good (pytest's reports, this plugin's verdicts), so
+        with a single freeze after collection a window costs time in proportion to the tests already run, and a
+        run of N budgeted tests time in proportion to N squared (5,000 tests: 77 s instead of 3 s).  Frozen objects
+        are never collected, so garbage cycles among them would stay until the end of the run: every
+        ``SWEEP_EVERY`` measured tests, one full collection of everything releases them, and what survives is
+        frozen again.
+        """
+        if not self.froze:
+            return
+        self.measured_since_sweep += 1
+        if self.measured_since_sweep >= SWEEP_EVERY:
+            self.measured_since_sweep = 0
+            gc.unfreeze()
+            gc.collect()
+        gc.freeze()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.froze:
@@ -393,6 +417,7 @@ class AllocBudgetPlugin:
         self.measured_any = True
         passed = report.passed and not hasattr(report, "wasxfail")
         problems = self.session.conclude(recorded, passed)
+        self.refreeze()
         for entry in recorded:  # the numbers, for --junitxml and other consumers of user properties
             prefix = "alloc_budget" if entry.key[1] is None else f"alloc_budget[{entry.key[1]}]"
             for metric, value in entry.measurement.values.items():
