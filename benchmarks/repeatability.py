@@ -1,7 +1,8 @@
 """How repeatable are the budgets on a real project's own test suite?  Run by hand (not part of the test suite):
 
     python benchmarks/repeatability.py [--project boltons==26.2.0] [--tests tests] [--serial 3] [--random 3]
-                                       [--xdist 2] [--out repeatability.md] [--keep DIR]
+                                       [--xdist 2] [--warmup] [--isolate] [--mark NODEID=ARGUMENTS ...]
+                                       [--out repeatability.md] [--keep DIR]
 
 It creates a fresh venv in a temporary directory, with the Python it runs under, and installs this plugin from the
 repository (``pip install -e``), pytest-xdist and pytest-randomly. It fetches the project's sdist with
@@ -12,6 +13,15 @@ directory, with every ``--alloc-*`` run also given ``--alloc-all``:
 2. ``--serial`` check runs with ``-p no:randomly``;
 3. ``--random`` check runs in random order: ``-p randomly --randomly-seed=1``, ``=2``, ...;
 4. ``--xdist`` check runs with ``-n 2 -p no:randomly``.
+
+``--warmup`` and ``--isolate`` add ``--alloc-warmup`` or ``--alloc-isolate`` to every run, recording included.
+``--mark NODEID=ARGUMENTS`` gives the tests whose node id ends with NODEID a marker ``alloc_budget(ARGUMENTS)``, such
+as ``--mark "test_x=tolerance='allocated: 25%'"`` or ``--mark test_y=isolate=True``, from a small plugin module
+outside the project (``-p``), as a user would put the marker on the test: the per-test remedies.
+
+The runs leave the project's tree as they found it, since some tests list the files there: bytecode is not written
+(``PYTHONDONTWRITEBYTECODE=1``), pytest's cache is off (``-p no:cacheprovider``), and the budget file and the
+reports live outside it.
 
 Every run writes a JSON report (``--alloc-json``), so every test's numbers are captured. From the reports it
 computes, per metric, the share of tests whose numbers are identical in every run (the recording run's numbers,
@@ -57,6 +67,32 @@ def environment(hashseed: str | None) -> dict[str, str]:
     return env
 
 
+REMEDIES = """
+import pytest
+
+MARKS = {marks!r}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for suffix, arguments in MARKS.items():
+            if item.nodeid.endswith(suffix):
+                item.add_marker(eval(f"pytest.mark.alloc_budget({{arguments}})"))
+"""
+
+
+def remedies(work: Path, marks: list[str], env: dict[str, str]) -> list[str]:
+    """``-p`` options for a plugin module that marks the ``--mark`` tests; adds its directory to the path."""
+    if not marks:
+        return []
+    pairs = dict(item.split("=", 1) for item in marks)
+    directory = work / "plugins"
+    directory.mkdir()
+    (directory / "allocbudget_remedies.py").write_text(REMEDIES.format(marks=pairs))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(directory), env.get("PYTHONPATH")]))
+    return ["-p", "allocbudget_remedies"]
+
+
 def check(command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -81,9 +117,11 @@ def prepare(work: Path, project: str, env: dict[str, str]) -> tuple[Path, Path]:
     return python, source
 
 
-def run(python: Path, source: Path, tests: str, options: list[str], report: Path, env: dict[str, str]) -> float:
+def run(
+    python: Path, source: Path, tests: str, options: list[str], report: Path, budgets: Path, env: dict[str, str]
+) -> float:
     command = [str(python), "-m", "pytest", tests, "-q", "--alloc-all", f"--alloc-json={report}"]
-    command += ["-o", "alloc_budget_strict=false", *options]
+    command += [f"--alloc-file={budgets}", "-p", "no:cacheprovider", "-o", "alloc_budget_strict=false", *options]
     start = time.perf_counter()
     result = subprocess.run(command, cwd=source, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
@@ -249,12 +287,22 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=3, help="check runs in random order, seeds 1, 2, ...")
     parser.add_argument("--xdist", type=int, default=2, help="check runs with -n 2 -p no:randomly")
     parser.add_argument("--hashseed", default=None, help="PYTHONHASHSEED for every run (default: left as it is)")
+    parser.add_argument("--warmup", action="store_true", help="every run with --alloc-warmup")
+    parser.add_argument("--isolate", action="store_true", help="every run with --alloc-isolate")
+    parser.add_argument(
+        "--mark",
+        action="append",
+        default=[],
+        metavar="NODEID=ARGUMENTS",
+        help="mark the tests whose node id ends with NODEID alloc_budget(ARGUMENTS); repeatable",
+    )
     parser.add_argument("--top", type=int, default=15, help="rows in the table of widest spreads")
     parser.add_argument("--out", type=Path, default=Path("repeatability.md"), help="Markdown file for the tables")
     parser.add_argument("--keep", type=Path, default=None, help="copy the JSON reports into this directory")
     args = parser.parse_args()
 
     env = environment(args.hashseed)
+    remedy = [*(["--alloc-warmup"] if args.warmup else []), *(["--alloc-isolate"] if args.isolate else [])]
     plan: list[tuple[str, list[str]]] = [
         ("record", ["--alloc-update", "--alloc-update-in-ci", "-p", "no:randomly"]),
         *((f"serial {i}", ["-p", "no:randomly"]) for i in range(1, args.serial + 1)),
@@ -266,9 +314,11 @@ def main() -> None:
         work = Path(name_)
         print(f"preparing a venv with {args.project} in {work} ...", file=sys.stderr)
         python, source = prepare(work, args.project, env)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # installed as usual; then the project's tree must not change
+        remedy += remedies(work, args.mark, env)
         for label, options in plan:
             report = work / "reports" / f"{label.replace(' ', '-')}.json"
-            WALL[label] = run(python, source, args.tests, options, report, env)
+            WALL[label] = run(python, source, args.tests, [*options, *remedy], report, work / "budgets.yaml", env)
             reports[label] = load(report)
             print(f"{label}: {len(reports[label])} results, {WALL[label]:.1f} s", file=sys.stderr)
             if args.keep:
@@ -292,7 +342,9 @@ def main() -> None:
         f"{os.cpu_count()} CPUs; PYTHONHASHSEED {args.hashseed or env.get('PYTHONHASHSEED', 'random per run')}; "
         + ", ".join(v for v in versions if v.split("==")[0].lower() in wanted)
         + ".",
-        f"Runs: {', '.join(label for label, _ in plan)}.",
+        f"Runs: {', '.join(label for label, _ in plan)}; in every run: {' '.join(remedy) or 'no remedy'}"
+        + (f" ({', '.join(args.mark)})" if args.mark else "")
+        + ".",
         "",
     ]
     text = "\n".join([*header, *analyse(reports, "record", args.top)]) + "\n"

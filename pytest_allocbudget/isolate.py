@@ -109,13 +109,15 @@ def child_command(config: pytest.Config, nodeid: str, result_path: Path, work: P
     run's last-failed list nor clean up this run's temporary directories.
     """
     rootdir = config.rootpath
-    command = [sys.executable, "-m", "pytest", str(rootdir / nodeid), f"--rootdir={rootdir}"]
+    # Only the file part is a path: a parameter id may hold anything, "//" included, which a Path would collapse.
+    path, separator, rest = nodeid.partition("::")
+    command = [sys.executable, "-m", "pytest", f"{rootdir / path}{separator}{rest}", f"--rootdir={rootdir}"]
     if config.inipath is not None:
         command += ["-c", str(config.inipath)]
     command += _passed_on(config)
+    if config.pluginmanager.hasplugin("cacheprovider"):  # else cache_dir is an unknown ini key there
+        command += ["-o", f"cache_dir={work / 'cache'}"]
     command += [
-        "-o",
-        f"cache_dir={work / 'cache'}",
         f"--basetemp={work / 'tmp'}",
         f"--import-mode={config.getoption('importmode')}",
         f"--capture={config.getoption('capture')}",

@@ -397,7 +397,9 @@ class AllocBudgetPlugin:
             reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
             outcome.outcome, outcome.text = "skipped", reason.removeprefix("Skipped: ")
         elif report.failed:
-            outcome.outcome, outcome.text = "failed", report.longreprtext
+            # With what the test printed or logged there: the fresh process's output is not shown otherwise.
+            sections = [f"{'-' * 10} {title} {'-' * 10}\n{content.rstrip()}" for title, content in report.sections]
+            outcome.outcome, outcome.text = "failed", "\n\n".join([report.longreprtext, *sections])
         outcome.phase = report.when
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)

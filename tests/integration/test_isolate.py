@@ -117,6 +117,7 @@ def test_outcomes_in_the_fresh_process_are_this_runs_outcomes(tester: pytest.Pyt
             assert [0] * 10
 
         def test_fails():
+            print("printed in the fresh process")
             assert 1 + 1 == 3, "arithmetic"
 
         def test_skips():
@@ -144,6 +145,8 @@ def test_outcomes_in_the_fresh_process_are_this_runs_outcomes(tester: pytest.Pyt
         [
             "*the test failed in its fresh process:*",
             "*AssertionError: arithmetic*",
+            "*Captured stdout call*",
+            "printed in the fresh process",
             "*XPASS(strict)*fixed?*",
             "*SKIPPED*not here*",
             "*XFAIL*known bug*",
@@ -276,3 +279,31 @@ def test_warmup_for_every_test_and_the_marker_opts_out(ordered: pytest.Pytester,
     assert entries["test_opt_out.py::test_cold"]["retained"] >= 100_000
     result = ordered.runpytest("-k", "second", "-o", "alloc_budget_warmup=true")
     result.assert_outcomes(passed=1, deselected=2)
+
+
+def test_the_fresh_process_gets_this_runs_plugins_and_overrides_but_not_its_run_shape(tester: pytest.Pytester) -> None:
+    from pytest_allocbudget.isolate import _passed_on
+
+    config = tester.parseconfig(
+        "-p", "no:xdist", "-pno:randomly", "-p", "no:doctest", "-o", "console_output_style=classic", "-Werror"
+    )
+    assert _passed_on(config) == ["-p", "no:doctest", "-o", "console_output_style=classic", "-Werror"]
+
+
+def test_any_parameter_id_reaches_the_fresh_process(tester: pytest.Pytester) -> None:
+    # --strict-config: the fresh process must not be given an ini key the run does not know (the cache is off).
+    tester.makefile(".ini", pytest="[pytest]\naddopts = --strict-config -p no:cacheprovider -p no:randomly\n")
+    tester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.alloc_budget(isolate=True)
+        @pytest.mark.parametrize("url", ["http://host/", "https://[::1]:80/?a=b", "x y::z[1]"])
+        def test_url(url):
+            assert "/" in url or "::" in url
+        """
+    )
+    tester.runpytest("--alloc-update").assert_outcomes(passed=3)
+    result = tester.runpytest("-p", "no:xdist")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*3 measured, 3 passed, 0 failed, 0 missing*"])
