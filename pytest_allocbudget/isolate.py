@@ -104,9 +104,10 @@ def child_command(config: pytest.Config, nodeid: str, result_path: Path, work: P
 
     The ini file (and so its addopts and markers) and the rootdir are this run's; the plugins named with ``-p``,
     ``-o`` overrides, ``-W`` filters, the import mode and the capture mode are passed on.  The allocation settings
-    that change what is measured are passed as they were given.  pytest-xdist, if loaded, is told not to start
-    workers; the cache and the base temporary directory are the fresh process's own, so it can neither read this
-    run's last-failed list nor clean up this run's temporary directories.
+    that change what is measured are passed as they were given.  pytest-xdist and pytest-randomly are loaded and
+    idle whatever this run does (see ``_RUN_SHAPE``); the cache and the base temporary directory are the fresh
+    process's own, so it can neither read this run's last-failed list nor clean up this run's temporary
+    directories.
     """
     rootdir = config.rootpath
     # Only the file part is a path: a parameter id may hold anything, "//" included, which a Path would collapse.

@@ -43,8 +43,10 @@ __all__ = ["AllocBudgetPlugin", "PytestAllocBudgetWarning", "pytest_addoption"]
 
 PLUGIN_NAME = "allocbudget-session"
 
-#: Measured tests between two full collections of the frozen objects (see AllocBudgetPlugin.refreeze).
-SWEEP_EVERY = 100
+#: When to collect the frozen objects once (see AllocBudgetPlugin.refreeze): after this many measured tests, then
+#: whenever the measured tests have grown by this share since the last time.
+SWEEP_MIN = 100
+SWEEP_GROWTH = 0.25
 
 _plan_key = pytest.StashKey["MarkerPlan | SettingsError"]()
 _recorded_key = pytest.StashKey["list[Recorded]"]()
@@ -128,7 +130,8 @@ class AllocBudgetPlugin:
         self.interference: str | None = None  # a tracer or profiler seen active when a test was measured
         self.measured_any = False
         self.froze = False
-        self.measured_since_sweep = 0  # measured tests since the last full collection of frozen objects
+        self.measured_tests = 0
+        self.tests_at_sweep = 0  # measured tests at the last full collection of the frozen objects
         self.loaded = False
         # What a full run needs to know to find stale entries (see stale.py).
         self.budgeted: set[str] = set()
@@ -256,16 +259,21 @@ class AllocBudgetPlugin:
         Each measured window starts and ends with a full collection, which walks every object the collector tracks
         and has not frozen.  Each test leaves some behind for good (pytest's reports, this plugin's verdicts), so
         with a single freeze after collection a window costs time in proportion to the tests already run, and a
-        run of N budgeted tests time in proportion to N squared (5,000 tests: 77 s instead of 3 s).  Frozen objects
-        are never collected, so garbage cycles among them would stay until the end of the run: every
-        ``SWEEP_EVERY`` measured tests, one full collection of everything releases them, and what survives is
-        frozen again.
+        run of N budgeted tests time in proportion to N squared (5,000 tests: 77 s instead of 3 s).
+
+        Frozen objects are never collected, so garbage cycles among them would stay until the end of the run: now
+        and then a sweep, one full collection of everything, releases them, and what survives is frozen again.  A
+        sweep walks everything, so sweeps are spaced in proportion to the run so far (after SWEEP_MIN measured
+        tests, then whenever the measured tests have grown by SWEEP_GROWTH since the last sweep), which keeps their
+        total cost in proportion to the run, as CPython spaces its own full collections.  Counting the frozen
+        objects instead would cost a walk of them each time.
         """
         if not self.froze:
             return
-        self.measured_since_sweep += 1
-        if self.measured_since_sweep >= SWEEP_EVERY:
-            self.measured_since_sweep = 0
+        self.measured_tests += 1
+        since = self.measured_tests - self.tests_at_sweep
+        if since >= max(SWEEP_MIN, self.tests_at_sweep * SWEEP_GROWTH):
+            self.tests_at_sweep = self.measured_tests
             gc.unfreeze()
             gc.collect()
         gc.freeze()

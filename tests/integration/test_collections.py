@@ -1,21 +1,23 @@
 """The collector between measured tests: what each test leaves behind is frozen, so the full collections of later
-windows do not walk it, and the garbage cycles among frozen objects are still released regularly."""
+windows do not walk it, and the garbage cycles among frozen objects are still released as the run grows."""
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_allocbudget.plugin import SWEEP_EVERY
+from pytest_allocbudget.plugin import SWEEP_GROWTH, SWEEP_MIN
 
-#: Each test keeps a self-referencing object alive until the next test drops it: garbage that only the collector
-#: can free, made garbage after the object was frozen.  The conftest counts the objects freed before the run ends
-#: (the plugin unfreezes everything when the run ends, in pytest_unconfigure).
+#: Each test keeps 2,000 lists alive for good (so the frozen objects grow, as a long run's reports do) and a
+#: self-referencing object alive until the next test drops it: garbage that only the collector can free, made
+#: garbage after it was frozen.  The conftest counts the cycles freed before the run ends (the plugin unfreezes
+#: everything when the run ends, in pytest_unconfigure).
 CONFTEST = """
 import gc
 import weakref
 
 FREED = []
-COUNTS = {}
+COUNTS = {"last": 0}
+KEPT = []
 
 
 class Cycle:
@@ -23,9 +25,11 @@ class Cycle:
         self.me = self
 
 
-def keep_until_next(holder):
+def step(holder):
+    KEPT.append([[] for _ in range(2000)])
     holder[:] = [Cycle()]
     weakref.finalize(holder[0], FREED.append, 1)
+    COUNTS["last"] = gc.get_freeze_count()
 
 
 def pytest_collection_finish(session):
@@ -34,12 +38,10 @@ def pytest_collection_finish(session):
 
 def pytest_sessionfinish(session):
     with open("freed.txt", "w") as stream:
-        stream.write(f"{len(FREED)} {COUNTS['after collection']} {COUNTS.get('last test', -1)}")
+        stream.write(f"{len(FREED)} {COUNTS['after collection']} {COUNTS['last']}")
 """
 
 TESTS = """
-import gc
-
 import pytest
 
 import conftest
@@ -50,23 +52,31 @@ HOLDER = []
 @pytest.mark.alloc_budget
 @pytest.mark.parametrize("n", range({count}))
 def test_cycle(n):
-    conftest.keep_until_next(HOLDER)
-
-
-def test_last():
-    conftest.COUNTS["last test"] = gc.get_freeze_count()
+    conftest.step(HOLDER)
 """
 
 
+def _sweeps(count: int) -> list[int]:
+    """After which measured tests the plugin sweeps, by its rule: SWEEP_MIN tests, then growth by SWEEP_GROWTH."""
+    sweeps, last = [], 0
+    for measured in range(1, count + 1):
+        if measured - last >= max(SWEEP_MIN, last * SWEEP_GROWTH):
+            sweeps.append(measured)
+            last = measured
+    return sweeps
+
+
 def test_objects_left_by_measured_tests_are_frozen_and_their_garbage_is_swept(tester: pytest.Pytester) -> None:
-    count = 2 * SWEEP_EVERY + 10
     tester.makeconftest(CONFTEST)
+    count = 250
+    sweeps = _sweeps(count)
+    assert len(sweeps) >= 2
     tester.makepyfile(test_cycles=TESTS.replace("{count}", str(count)))
     tester.syspathinsert()
     result = tester.runpytest_subprocess("--alloc-update", "-p", "no:randomly")
-    result.assert_outcomes(passed=count + 1)
-    freed, after_collection, last_test = map(int, (tester.path / "freed.txt").read_text().split())
-    assert last_test > after_collection  # what the measured tests left was frozen as they went
-    # The cycles dropped before each of the two sweeps were freed by it; those after the last sweep wait for the
-    # end of the run, at most SWEEP_EVERY of them.
-    assert 2 * SWEEP_EVERY - 2 <= freed < count
+    result.assert_outcomes(passed=count)
+    freed, after_collection, last = map(int, (tester.path / "freed.txt").read_text().split())
+    # What the measured tests left was frozen as they went: 2,000 lists a test.
+    assert last > after_collection + 2_000 * (count - 1)
+    # Each sweep freed the cycles dropped before it; those dropped after the last sweep wait for the end of the run.
+    assert freed == sweeps[-1] - 1
