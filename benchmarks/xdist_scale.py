@@ -242,7 +242,7 @@ def main() -> None:
         "(alternating order), wall time of each pytest process"
     )
     print()
-    print(f"Recording run ({record.label}): {record.elapsed:.2f} s")
+    print(f"Recording run, {record.label}: {record.elapsed:.2f} s")
     print(f"Budget file: {file_size:,} bytes ({file_size / 1e6:.2f} MB), {len(entries):,} entries, profile {profile}")
     print()
     print("| setting | median wall (s) | min (s) | max (s) | ratio to the same mode unmeasured |")
