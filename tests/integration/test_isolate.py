@@ -48,6 +48,7 @@ def test_without_isolation_the_first_test_pays_and_a_selection_moves_the_cost(or
     result.stdout.fnmatch_lines(["*allocation budget exceeded: test_ordered.py::test_second*"])
 
 
+@pytest.mark.smoke
 def test_isolated_tests_measure_the_same_whatever_ran_before(ordered: pytest.Pytester, read_budgets) -> None:
     ordered.runpytest("--alloc-update", "--alloc-isolate").assert_outcomes(passed=2)
     entries = read_budgets()
