@@ -26,6 +26,7 @@ from .settings import (
     SettingsError,
     parse_marker,
     profile_name,
+    resolve_plan,
     resolve_run_settings,
 )
 
@@ -116,14 +117,9 @@ class AllocBudgetPlugin:
             )
         if config.getoption("--alloc-prune") and not settings.update:
             raise pytest.UsageError("--alloc-prune removes stale entries while recording: use it with --alloc-update")
-        self.strict = settings.strict
-        self.budget_all = settings.budget_all
-        self.json_path = settings.json_path
         self.is_worker = hasattr(config, "workerinput")
         self.settings = settings
         self._session: BudgetSession | None = None
-        self.explain_mode = settings.explain
-        self.all_threads = settings.all_threads
         if settings.engine == "counter" and self.counter_missing is not None:
             raise pytest.UsageError(f"--alloc-engine=counter: {self.counter_missing}")
         self.write_error: str | None = None
@@ -171,7 +167,7 @@ class AllocBudgetPlugin:
                 profile=profile_name(),
                 tolerances=self.settings.tolerances,
                 rootdir=self.config.rootpath,
-                strict=self.strict,
+                strict=self.settings.strict,
                 unmeasurable=self.counter_missing
                 or (None if self.use_counter else "this run measures with tracemalloc (--alloc-engine=tracemalloc)"),
             )
@@ -189,8 +185,8 @@ class AllocBudgetPlugin:
             plain_function = isinstance(item, pytest.Function) and not (
                 cls is not None and issubclass(cls, unittest.TestCase)
             )
-            uses_regions = MARKER in getattr(item, "fixturenames", ())
-            if not marks and self.budget_all and plain_function and not uses_regions:
+            uses_regions = _uses_regions(item)
+            if not marks and self.settings.budget_all and plain_function and not uses_regions:
                 # --alloc-all: as if marked; an explicit alloc_budget(False) still opts out, and a test that
                 # measures its own regions keeps them (the two cannot nest).
                 marks = [((), {})]
@@ -214,7 +210,7 @@ class AllocBudgetPlugin:
                     )
                 )
                 continue
-            item.stash[_plan_key] = plan
+            item.stash[_plan_key] = resolve_plan(plan, self.settings)
             self.budgeted.add(item.nodeid)
 
     def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
@@ -229,9 +225,7 @@ class AllocBudgetPlugin:
         self.finished += 1
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        budgeted = [
-            item for item in session.items if _plan_key in item.stash or MARKER in getattr(item, "fixturenames", ())
-        ]
+        budgeted = [item for item in session.items if _plan_key in item.stash or _uses_regions(item)]
         if not budgeted:
             return  # nothing to measure: the budget file is not even read
         self.load()
@@ -300,12 +294,12 @@ class AllocBudgetPlugin:
 
         probes: list[Probe] = []
         if self.use_counter:
-            if self.explain_mode == "trace":
+            if self.settings.explain == "trace":
                 probes.append(TracemallocProbe(report=False))  # started first: the counter must sit on top
-            probes.append(CounterProbe(all_threads=self.all_threads))
+            probes.append(CounterProbe(all_threads=self.settings.all_threads))
         else:
             probes.append(TracemallocProbe())
-        explain_at_end = self.explain_mode != "off" and isinstance(probes[0], TracemallocProbe)
+        explain_at_end = self.settings.explain != "off" and isinstance(probes[0], TracemallocProbe)
         return Region(probes, explain=self.session.explainer(key, plan) if explain_at_end else None)
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -321,7 +315,7 @@ class AllocBudgetPlugin:
         # pytest's calling code (argument dict, async and return checks).
         plan = pyfuncitem.stash.get(_plan_key, None)
         plan = plan if isinstance(plan, MarkerPlan) else None
-        if (plan is not None or MARKER in getattr(pyfuncitem, "fixturenames", ())) and self.isolates(plan):
+        if (plan is not None or _uses_regions(pyfuncitem)) and self.isolates(plan):
             return (yield from self.call_isolated(pyfuncitem))
         if plan is None:
             return (yield)
@@ -337,14 +331,13 @@ class AllocBudgetPlugin:
         def explain_if_failed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             measurement = region.measurement
             if (
-                self.explain_mode == "rerun"
+                self.settings.explain == "rerun"
                 and measurement is not None
                 and self.session.fails(key, measurement.values, plan)
             ):
                 explanation.append(explain(lambda: function(*args, **kwargs)))
 
-        warmup = plan.warmup if plan.warmup is not None else self.settings.warmup
-        pyfuncitem.obj = measured_call(function, region, warmup, explain_if_failed, self.note_interference)
+        pyfuncitem.obj = measured_call(function, region, bool(plan.warmup), explain_if_failed, self.note_interference)
         try:
             result = yield
         finally:
@@ -355,13 +348,11 @@ class AllocBudgetPlugin:
         return result
 
     def isolates(self, plan: MarkerPlan | None) -> bool:
-        """Whether a budgeted test runs in a fresh process: its marker says so, else the run does; never inside the
-        fresh process itself."""
+        """Whether a budgeted test runs in a fresh process: as its resolved plan says, or for a test measured by
+        regions, as the run says; never inside the fresh process itself."""
         if self.child_path is not None:
             return False
-        if plan is not None and plan.isolate is not None:
-            return plan.isolate
-        return self.settings.isolate
+        return self.settings.isolate if plan is None else bool(plan.isolate)
 
     def call_isolated(self, item: pytest.Function) -> Generator[None, Any, Any]:
         """Replace the test's call with a run of the test alone in a fresh process; take back its measurements."""
@@ -490,7 +481,7 @@ class AllocBudgetPlugin:
             self.config.workeroutput["allocbudget"] = results.encode()  # type: ignore[attr-defined]
             return
         if not self.loaded and not self.measured_any:
-            if self.json_path is not None:
+            if self.settings.json_path is not None:
                 self.write_reports()  # an empty report: a report left from an earlier run must not pass for this one
             return
         self.load()
@@ -523,7 +514,7 @@ class AllocBudgetPlugin:
         except BudgetFileError as error:
             self.write_error = str(error)
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
-        if self.strict and self.stale and not self.session.update:
+        if self.settings.strict and self.stale and not self.session.update:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.config.getoption("--alloc-prune") and self.stale is None:
             self.notes.append(
@@ -541,19 +532,21 @@ class AllocBudgetPlugin:
         from .report import describe_key
 
         stale = [describe_key(key) for key in self.stale or ()]
-        if self.json_path is not None:
+        if self.settings.json_path is not None:
             document = json_report(
                 self.session,
                 stale=stale,
                 full_run=self.stale is not None,
-                strict=self.strict,
+                strict=self.settings.strict,
                 engine="counter" if self.use_counter else "tracemalloc",
                 unmeasurable=self.counter_missing,
             )
             try:
-                write_json(self.json_path, document)
+                write_json(self.settings.json_path, document)
             except OSError as error:
-                self.report_errors.append(f"cannot write the JSON report {self.json_path}: {error.strerror or error}")
+                self.report_errors.append(
+                    f"cannot write the JSON report {self.settings.json_path}: {error.strerror or error}"
+                )
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         github = os.environ.get("GITHUB_ACTIONS") == "true"
         if summary_file and github and self.measured_any and not self.session.update:
@@ -579,14 +572,14 @@ class AllocBudgetPlugin:
             s.change_counts() if s.update else None,
             s.written,
             self.write_error,
-            strict=self.strict,
+            strict=self.settings.strict,
         )
         if self.counter_missing is not None:
-            lines.append((counter_missing_text(self.counter_missing, self.strict), "yellow"))
+            lines.append((counter_missing_text(self.counter_missing, self.settings.strict), "yellow"))
         if self.interference is not None:
             lines.append((interference_text(self.interference), "yellow"))
-        lines.extend(stale_lines(self.stale, self.session.pruned, self.session.update, self.strict))
-        if self.strict and self.ci is not None:
+        lines.extend(stale_lines(self.stale, self.session.pruned, self.session.update, self.settings.strict))
+        if self.settings.strict and self.ci is not None:
             lines.append((f"strict mode is on: a CI environment was detected ({self.ci} is set)", None))
         lines.extend((note, "yellow") for note in self.notes)
         lines.extend((f"error: {error}", "red") for error in self.report_errors)
@@ -614,6 +607,11 @@ def _warm_up(plugin: AllocBudgetPlugin) -> None:
     measured_call(ignore, plugin.region(key, MarkerPlan()), False, ignore)(1, x=2)
     with AllocBudget("<warm-up>", plugin.region, ignore, False).measure("warm-up"):
         pass
+
+
+def _uses_regions(item: pytest.Item) -> bool:
+    """Whether the test takes the ``alloc_budget`` fixture, and so measures regions of its own."""
+    return MARKER in getattr(item, "fixturenames", ())
 
 
 def _def_line(item: pytest.Item) -> int | None:

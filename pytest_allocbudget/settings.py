@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import sysconfig
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +25,7 @@ __all__ = [
     "parse_marker",
     "parse_tolerances",
     "profile_name",
+    "resolve_plan",
     "resolve_run_settings",
 ]
 
@@ -238,6 +239,16 @@ def resolve_run_settings(
         json_path=json_path,
         warmup=bool(option("--alloc-warmup") or ini("alloc_budget_warmup")),
         isolate=bool(option("--alloc-isolate") or ini("alloc_budget_isolate")),
+    )
+
+
+def resolve_plan(plan: MarkerPlan, run: RunSettings) -> MarkerPlan:
+    """The marker's ``warmup`` and ``isolate`` where it gives them, else the run's (``--alloc-warmup``,
+    ``--alloc-isolate`` or their ini keys): the marker is closer to the test, so it wins."""
+    return replace(
+        plan,
+        warmup=run.warmup if plan.warmup is None else plan.warmup,
+        isolate=run.isolate if plan.isolate is None else plan.isolate,
     )
 
 

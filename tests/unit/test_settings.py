@@ -19,11 +19,13 @@ from pytest_allocbudget.settings import (
     DEFAULT_FILE,
     MARKER,
     MarkerPlan,
+    RunSettings,
     SettingsError,
     parse_marker,
     parse_tolerances,
     profile_name,
     resolve_path,
+    resolve_plan,
 )
 from pytest_allocbudget.tolerance import Tolerance
 
@@ -302,3 +304,16 @@ def test_resolve_path_is_normalised(tmp_path: Path) -> None:
     path = resolve_path("a/../b.yaml", "", None, tmp_path, tmp_path)
     assert path == (tmp_path / "b.yaml").resolve()
     assert path.is_absolute()
+
+
+@pytest.mark.parametrize("run_warmup", [False, True])
+@pytest.mark.parametrize("run_isolate", [False, True])
+@pytest.mark.parametrize("marker", [None, False, True])
+def test_resolve_plan_marker_wins_over_the_run(run_warmup: bool, run_isolate: bool, marker: bool | None) -> None:
+    run = RunSettings(
+        Path("allocbudget.yaml"), False, {}, "rerun", "auto", False, False, False, None, run_warmup, run_isolate
+    )
+    plan = resolve_plan(MarkerPlan(limits={"peak": 1}, warmup=marker, isolate=marker), run)
+    assert plan.limits == {"peak": 1}
+    assert plan.warmup is (run_warmup if marker is None else marker)
+    assert plan.isolate is (run_isolate if marker is None else marker)
