@@ -22,7 +22,6 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -46,6 +45,28 @@ class ChildOutcome:
     wasxfail: str | None = None  # xfailed and xpassed: the reason the failure was expected
     recorded: list[Recorded] = field(default_factory=list)
 
+    def take(self, report: pytest.TestReport, raised: bool) -> None:
+        """Note one phase's report (setup, call, teardown); the first phase that did not pass says how the test
+        ended.  ``raised``: the phase raised, as opposed to a report made failed afterwards by an xfail marker."""
+        if self.outcome != "passed":
+            return
+        wasxfail = getattr(report, "wasxfail", None)
+        if wasxfail is not None and report.skipped:
+            self.outcome, self.wasxfail = "xfailed", wasxfail  # replayed as an xfail
+        elif wasxfail is not None or (report.when == "call" and report.failed and not raised):
+            # The call passed; an xfail marker called it an unexpected pass (a strict one made that a failure).
+            # The calling process's own marker judges the pass again.
+            self.outcome = "xpassed"
+        elif report.skipped:
+            longrepr = report.longrepr
+            reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+            self.outcome, self.text = "skipped", reason.removeprefix("Skipped: ")
+        elif report.failed:
+            # With what the test printed or logged there: the fresh process's output is not shown otherwise.
+            sections = [f"{'-' * 10} {title} {'-' * 10}\n{content.rstrip()}" for title, content in report.sections]
+            self.outcome, self.text = "failed", "\n\n".join([report.longreprtext, *sections])
+        self.phase = report.when
+
     def replay(self) -> None:
         """End this process's call of the test as the fresh process's ended; returns when it passed.
 
@@ -67,12 +88,13 @@ def write_outcomes(path: Path, outcomes: dict[str, ChildOutcome]) -> None:
         pickle.dump(outcomes, stream)
 
 
-def run_isolated(config: pytest.Config, nodeid: str) -> ChildOutcome:
-    """Run the test ``nodeid`` alone in a fresh ``python -m pytest``, and return how it went there."""
+def run_isolated(config: pytest.Config, nodeid: str, budget_file: Path) -> ChildOutcome:
+    """Run the test ``nodeid`` alone in a fresh ``python -m pytest`` that reads ``budget_file``, and return how it
+    went there."""
     with tempfile.TemporaryDirectory(prefix="allocbudget-isolate-") as name:
         work = Path(name)
         result_path = work / "result.pickle"
-        command = child_command(config, nodeid, result_path, work)
+        command = child_command(config, nodeid, budget_file, result_path, work)
         completed = subprocess.run(
             command,
             cwd=config.invocation_params.dir,
@@ -99,7 +121,7 @@ def _no_result(nodeid: str, code: int, output: str, ran: Sequence[str] = ()) -> 
     return f"{nodeid}: --alloc-isolate: the fresh pytest process {what}. Its output ended with:\n{tail}"
 
 
-def child_command(config: pytest.Config, nodeid: str, result_path: Path, work: Path) -> list[str]:
+def child_command(config: pytest.Config, nodeid: str, budget_file: Path, result_path: Path, work: Path) -> list[str]:
     """``python -m pytest`` for ``nodeid`` alone, configured as this run is.
 
     The ini file (and so its addopts and markers) and the rootdir are this run's; the plugins named with ``-p``,
@@ -133,13 +155,8 @@ def child_command(config: pytest.Config, nodeid: str, result_path: Path, work: P
     for flag in ("--alloc-all-threads", "--alloc-all", "--alloc-warmup", "--alloc-update", "--runxfail"):
         if option(flag):
             command.append(flag)
-    command += [f"--alloc-file={_budget_file(config)}", f"{ISOLATED_CHILD_OPTION}={result_path}"]
+    command += [f"--alloc-file={budget_file}", f"{ISOLATED_CHILD_OPTION}={result_path}"]
     return command
-
-
-def _budget_file(config: pytest.Config) -> Path:
-    plugin: Any = config.pluginmanager.getplugin("allocbudget-session")
-    return Path(plugin.settings.path)
 
 
 #: Plugins that change how a suite is run (in parallel, in random order), not what a test does.  Whether this run

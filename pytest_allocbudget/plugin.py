@@ -361,7 +361,7 @@ class AllocBudgetPlugin:
         def in_fresh_process(*args: Any, **kwargs: Any) -> None:
             del args, kwargs  # the fixtures set up here are not used: the fresh process sets up its own
             try:
-                outcome = run_isolated(self.config, item.nodeid)
+                outcome = run_isolated(self.config, item.nodeid, self.settings.path)
             except IsolationError as error:
                 pytest.fail(str(error), pytrace=False)
             item.stash.setdefault(_recorded_key, []).extend(outcome.recorded)
@@ -382,24 +382,7 @@ class AllocBudgetPlugin:
         if report.when == "call":
             recorded: list[Recorded] | None = item.stash.get(_recorded_key, None)
             outcome.recorded = list(recorded or ())
-        if outcome.outcome != "passed":
-            return  # the first phase that did not pass says how the test ended
-        wasxfail = getattr(report, "wasxfail", None)
-        if wasxfail is not None and report.skipped:
-            outcome.outcome, outcome.wasxfail = "xfailed", wasxfail  # replayed as an xfail
-        elif wasxfail is not None or (report.when == "call" and report.failed and not raised):
-            # The call passed; an xfail marker called it an unexpected pass (a strict one made that a failure).
-            # The calling process's own marker judges the pass again.
-            outcome.outcome = "xpassed"
-        elif report.skipped:
-            longrepr = report.longrepr
-            reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-            outcome.outcome, outcome.text = "skipped", reason.removeprefix("Skipped: ")
-        elif report.failed:
-            # With what the test printed or logged there: the fresh process's output is not shown otherwise.
-            sections = [f"{'-' * 10} {title} {'-' * 10}\n{content.rstrip()}" for title, content in report.sections]
-            outcome.outcome, outcome.text = "failed", "\n\n".join([report.longreprtext, *sections])
-        outcome.phase = report.when
+        outcome.take(report, raised)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(
