@@ -51,17 +51,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_allocbudget.ci import CI_VARIABLES
+from runenv import clean_environment
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("peak", "retained", "allocations", "allocated")
 STATUSES = ("passed", "failed", "missing", "unrecorded")
-# The variables that make the plugin detect CI, and pytest's own: none may leak into the measured runs.
-UNSET = (*CI_VARIABLES, "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_XDIST_AUTO_NUM_WORKERS")
 
 
 def environment(hashseed: str | None) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if name not in UNSET}
+    env = clean_environment()
     if hashseed is not None:
         env["PYTHONHASHSEED"] = hashseed
     return env

@@ -40,11 +40,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from pytest_allocbudget.ci import CI_VARIABLES
-from pytest_allocbudget.store import load
+from runenv import clean_environment
 
-# The variables that make the plugin detect CI, and pytest's own: none may leak into the runs.
-UNSET = (*CI_VARIABLES, "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_XDIST_AUTO_NUM_WORKERS")
+from pytest_allocbudget.store import load
 
 # The marker is declared here too, so that the runs with the plugin disabled do not warn about an unknown mark.
 PYTEST_INI = """[pytest]
@@ -114,10 +112,6 @@ def write_suite(directory: Path, tests: int, per_file: int) -> None:
     (directory / "pytest.ini").write_text(PYTEST_INI)
 
 
-def environment() -> dict[str, str]:
-    return {name: value for name, value in os.environ.items() if name not in UNSET}
-
-
 def parse_outcomes(output: str) -> dict[str, int]:
     """The counts of pytest's closing line, by outcome ("passed", "failed", "error", ...); empty if none."""
     lines = _OUTCOMES.findall(output)
@@ -141,7 +135,9 @@ def parse_budgets(output: str) -> dict[str, int] | None:
 def run(directory: Path, label: str, options: list[str]) -> Run:
     command = [sys.executable, "-m", "pytest", *options]
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=directory, env=environment(), capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        command, cwd=directory, env=clean_environment(), capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - start
     output = result.stdout + result.stderr
     return Run(label, elapsed, result.returncode, parse_outcomes(output), parse_budgets(output), output)
