@@ -42,7 +42,7 @@ class ChildOutcome:
     outcome: str = "passed"  # passed, failed, skipped, xfailed, xpassed
     phase: str = "call"  # where it stopped being passed: setup, call, teardown
     text: str = ""  # the failure's report, or the skip's reason
-    wasxfail: str | None = None  # xfailed and xpassed: the reason the failure was expected
+    wasxfail: str | None = None  # xfailed: the reason the failure was expected
     recorded: list[Recorded] = field(default_factory=list)
 
     def take(self, report: pytest.TestReport, raised: bool) -> None:
