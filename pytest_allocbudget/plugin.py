@@ -137,7 +137,7 @@ class AllocBudgetPlugin:
         self.selection_complete = not any("::" in arg for arg in config.args)
         self.workers_lost = False
         self.stale: list[EntryKey] | None = None  # None: not a full run, so nothing can be called stale
-        self.annotations: list[str] = []
+        self.annotations: dict[str, str] = {}  # node id -> GitHub annotation of its budget failure
         self.notes: list[str] = []  # lines for the summary
         self.report_errors: list[str] = []  # the JSON report or the step summary could not be written
 
@@ -302,7 +302,16 @@ class AllocBudgetPlugin:
         explain_at_end = self.settings.explain != "off" and isinstance(probes[0], TracemallocProbe)
         return Region(probes, explain=self.session.explainer(key, plan) if explain_at_end else None)
 
+    @pytest.hookimpl(tryfirst=True)  # before any fixture is set up: a region may be measured in fixture setup
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # A rerun plugin runs the same item again; each attempt starts clean and replaces the one before it.
+        item.stash[_recorded_key] = []
+        item.stash[_judged_key] = False
+        if item.user_properties:
+            item.user_properties[:] = [p for p in item.user_properties if not str(p[0]).startswith("alloc_budget")]
+        self.annotations.pop(item.nodeid, None)
+        if self._session is not None:
+            self._session.forget(item.nodeid)
         plan = item.stash.get(_plan_key, None)
         if isinstance(plan, SettingsError):
             pytest.fail(str(plan), pytrace=False)
@@ -417,7 +426,7 @@ class AllocBudgetPlugin:
                 path, line, _ = item.location
                 message = "\n".join(problems[0].splitlines()[:3])
                 line = _def_line(item) or (line or 0) + 1
-                self.annotations.append(github_annotation(path, line, "allocation budget", message))
+                self.annotations[item.nodeid] = github_annotation(path, line, "allocation budget", message)
         return report
 
     # ----------------------------------------------------------------------------------------- the end
@@ -442,7 +451,8 @@ class AllocBudgetPlugin:
         # finished tests are counted by this process's own pytest_runtest_logfinish, which xdist replays here
         self.selection_complete = self.selection_complete and results.selection_complete
         self.interference = self.interference or results.interference
-        self.annotations.extend(results.problems)
+        # A worker's tests ran there, reruns included: its annotations are final, keyed here by their own text.
+        self.annotations.update((text, text) for text in results.problems)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.child_path is not None:
@@ -460,7 +470,7 @@ class AllocBudgetPlugin:
             results.finished, results.collected = self.finished, self.collected
             results.selection_complete = self.selection_complete
             results.interference = self.interference
-            results.problems = self.annotations
+            results.problems = list(self.annotations.values())
             self.config.workeroutput["allocbudget"] = results.encode()  # type: ignore[attr-defined]
             return
         if not self.loaded and not self.measured_any:
@@ -568,7 +578,7 @@ class AllocBudgetPlugin:
         lines.extend((f"error: {error}", "red") for error in self.report_errors)
         for text, color in lines:
             terminalreporter.write_line(text, **({color: True} if color else {}))
-        for annotation in self.annotations:  # GitHub turns these lines into errors on the test's file and line
+        for annotation in self.annotations.values():  # GitHub turns these lines into errors on the test's file and line
             terminalreporter.write_line(annotation)
 
 

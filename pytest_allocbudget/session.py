@@ -42,7 +42,7 @@ class BudgetSession:
     tolerances: Mapping[str, Tolerance]
     rootdir: Path | None = None
     budgets: BudgetFile = field(default_factory=BudgetFile)
-    verdicts: list[Verdict] = field(default_factory=list)
+    results: dict[EntryKey, Verdict] = field(default_factory=dict)  # one verdict per entry, in judging order
     pending: dict[EntryKey, Values] = field(default_factory=dict)
     pending_tolerances: dict[EntryKey, Mapping[str, Tolerance]] = field(default_factory=dict)
     merged: MergeResult | None = None
@@ -51,6 +51,20 @@ class BudgetSession:
     unmeasurable: str | None = None  # why recorded count metrics cannot be measured in this run, if they cannot
     passed_keys: dict[str, set[str | None]] = field(default_factory=dict)  # what each passing test measured
     pruned: list[EntryKey] = field(default_factory=list)
+    judged: dict[str, list[EntryKey]] = field(default_factory=dict)  # the entries judged for each test
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        return list(self.results.values())
+
+    def forget(self, nodeid: str) -> None:
+        """A test starts again (the next attempt of a rerun plugin): what its earlier attempt left is dropped, so
+        that a test has one result, its last attempt's, as pytest reports it."""
+        for key in self.judged.pop(nodeid, ()):
+            self.results.pop(key, None)
+            self.pending.pop(key, None)
+            self.pending_tolerances.pop(key, None)
+        self.passed_keys.pop(nodeid, None)
 
     def load(self) -> None:
         """Read the budget file once; raises :class:`store.BudgetFileError` naming the file and line."""
@@ -99,7 +113,8 @@ class BudgetSession:
         problems: list[str] = []
         for item in recorded:
             verdict = self.judge(item.key, item.measurement.values, item.plan)
-            self.verdicts.append(verdict)
+            self.results[item.key] = verdict
+            self.judged.setdefault(item.key[0], []).append(item.key)
             self.passed_keys.setdefault(item.key[0], set()).add(item.key[1])
             over_limit = any(r.status is MetricStatus.OVER_LIMIT for r in verdict.metrics)
             if over_limit or (verdict.status is Status.FAILED and not self.update):
@@ -109,13 +124,13 @@ class BudgetSession:
                 problems.append(missing_text(item.key, self.profile, self.path))
             elif verdict.status is Status.UNRECORDED and self.strict and not self.update:
                 problems.append(missing_text(item.key, self.profile, self.path, strict=True))
-                self.verdicts[-1] = replace(verdict, status=Status.MISSING)  # strict: a failure, not a warning
+                self.results[item.key] = replace(verdict, status=Status.MISSING)  # strict: a failure, not a warning
             elif self.strict and not self.update and self.unmeasurable is not None:
                 recorded_metrics = self.budgets.get(self.profile, item.key) or {}
                 missing = [metric for metric in recorded_metrics if metric not in item.measurement.values]
                 if missing:
                     problems.append(unmeasurable_text(item.key, missing, self.unmeasurable))
-                    self.verdicts[-1] = replace(verdict, status=Status.FAILED)
+                    self.results[item.key] = replace(verdict, status=Status.FAILED)
         if self.update and not problems:
             for item in recorded:
                 self.pending[item.key] = dict(item.measurement.values)
@@ -124,7 +139,7 @@ class BudgetSession:
 
     def absorb(self, results: WorkerResults) -> None:
         """Take in what a pytest-xdist worker measured and judged; the controller then writes for everyone."""
-        self.verdicts.extend(results.verdicts)
+        self.results.update((verdict.key, verdict) for verdict in results.verdicts)
         self.pending.update(results.pending)
         self.pending_tolerances.update(results.pending_tolerances)
         for nodeid, keys in results.passed_regions.items():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from xml.etree import ElementTree
+
 import pytest
 
 TEST = """
@@ -79,3 +82,82 @@ def test_no_tracer_no_notice(tester: pytest.Pytester) -> None:
     result = tester.runpytest("--alloc-update")
     result.assert_outcomes(passed=1)
     assert "was active while tests were measured" not in result.stdout.str()
+
+
+#: Allocates 200 KB on its first call in a process only (unless RECORDING is set): a budget failure that a rerun of
+#: the same test, in the same process, does not repeat.
+FLAKY_ONCE = """
+import os
+import pytest
+
+CALLS = []
+
+@pytest.mark.alloc_budget
+def test_flaky():
+    CALLS.append(1)
+    if len(CALLS) == 1 and not os.environ.get("RECORDING"):
+        held = [bytes(1000) for _ in range(200)]
+        del held
+
+@pytest.mark.alloc_budget
+def test_steady():
+    pass
+"""
+
+
+def test_a_rerun_replaces_the_attempt_before_it(
+    tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    pytest.importorskip("pytest_rerunfailures")
+    tester.makepyfile(FLAKY_ONCE)
+    monkeypatch.setenv("RECORDING", "1")
+    tester.runpytest("--alloc-update").assert_outcomes(passed=2)
+    monkeypatch.delenv("RECORDING")
+    report = tmp_path / "report.json"
+    junit = tmp_path / "junit.xml"
+    result = tester.runpytest(
+        "-p", "rerunfailures", "--reruns", "2", f"--alloc-json={report}", f"--junitxml={junit}"
+    )
+    # The first attempt fails its budget, the rerun is within it: pytest reports one rerun and a pass.
+    assert result.parseoutcomes() == {"passed": 2, "rerun": 1}
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["2 measured, 2 passed, 0 failed, 0 missing*"])
+    document = json.loads(report.read_text())
+    results = {(r["nodeid"].split("::")[1], r["status"]) for r in document["results"]}
+    assert results == {("test_flaky", "passed"), ("test_steady", "passed")}
+    assert len(document["results"]) == 2
+    # junitxml writes a testcase per attempt: each holds its own attempt's numbers, each metric once.
+    cases = [case for case in ElementTree.parse(junit).iter("testcase") if case.get("name") == "test_flaky"]
+    assert cases
+    for case in cases:
+        names = [prop.get("name") for prop in case.iter("property")]
+        assert sorted(names) == sorted(set(names)) and "alloc_budget.peak" in names
+    last = {prop.get("name"): int(prop.get("value") or -1) for prop in cases[-1].iter("property")}
+    assert last["alloc_budget.peak"] < 100_000  # the rerun's numbers, not the first attempt's 200 KB
+
+
+def test_a_rerun_that_fails_as_a_test_leaves_no_budget_result(tester: pytest.Pytester, tmp_path) -> None:
+    # The first attempt passes as a test and fails its limit; the rerun fails as a test.  The test's result is
+    # the last attempt's: a test failure, which is never judged, so no budget result remains.
+    pytest.importorskip("pytest_rerunfailures")
+    tester.makepyfile(
+        """
+        import pytest
+
+        CALLS = []
+
+        @pytest.mark.alloc_budget(allocated=1000)
+        def test_then_broken():
+            CALLS.append(1)
+            if len(CALLS) == 1:
+                held = bytes(100_000)
+                del held
+            else:
+                assert False, "broken on the rerun"
+        """
+    )
+    report = tmp_path / "report.json"
+    result = tester.runpytest("-p", "rerunfailures", "--reruns", "1", f"--alloc-json={report}", "--alloc-engine=counter")
+    assert result.parseoutcomes() == {"failed": 1, "rerun": 1}
+    result.stdout.fnmatch_lines(["*broken on the rerun*"])
+    assert json.loads(report.read_text())["results"] == []
