@@ -272,10 +272,22 @@ class AllocBudgetPlugin:
             gc.collect()
         gc.freeze()
 
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
+    @pytest.hookimpl(wrapper=True, trylast=True)  # the innermost wrapper: it unfreezes before any other finishes
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        # Frozen objects are invisible to gc.get_referrers and never collected: nothing after the last test (other
+        # plugins' end-of-session hooks, a library's checks) may see the heap that way.
+        try:
+            return (yield)
+        finally:
+            self.unfreeze()
+
+    def unfreeze(self) -> None:
         if self.froze:
             gc.unfreeze()
             self.froze = False
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.unfreeze()  # a run that stopped before its test loop ended (an internal error in collection)
 
     # ----------------------------------------------------------------------------------------- one test
 

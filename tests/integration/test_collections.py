@@ -10,7 +10,7 @@ from pytest_allocbudget.plugin import SWEEP_GROWTH, SWEEP_MIN
 #: Each test keeps 2,000 lists alive for good (so the frozen objects grow, as a long run's reports do) and a
 #: self-referencing object alive until the next test drops it: garbage that only the collector can free, made
 #: garbage after it was frozen.  The conftest counts the cycles freed before the run ends (the plugin unfreezes
-#: everything when the run ends, in pytest_unconfigure).
+#: everything when the test loop ends).
 CONFTEST = """
 import gc
 import weakref
@@ -80,3 +80,57 @@ def test_objects_left_by_measured_tests_are_frozen_and_their_garbage_is_swept(te
     assert last > after_collection + 2_000 * (count - 1)
     # Each sweep freed the cycles dropped before it; those dropped after the last sweep wait for the end of the run.
     assert freed == sweeps[-1] - 1
+
+
+#: Records, in each end-of-session hook, whether the collector can see the objects made before the run (frozen
+#: while tests are measured) and how many it holds frozen.  Hypothesis's ``register_random`` asks
+#: ``gc.get_referrers`` in the same way, and frozen referrers are invisible to it.
+REFERRERS_CONFTEST = """
+import gc
+import os
+
+import pytest
+
+THING = object()
+BOX = [THING]
+
+
+def look(hook):
+    process = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    seen = any(ref is BOX for ref in gc.get_referrers(THING))
+    with open(f"seen-{process}.txt", "a") as stream:
+        stream.write(f"{hook} {seen} {gc.get_freeze_count()}\\n")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    look("sessionfinish")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    look("terminal_summary")
+"""
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
+def test_nothing_is_frozen_once_the_last_test_has_run(tester: pytest.Pytester, xdist: bool) -> None:
+    tester.makeconftest(REFERRERS_CONFTEST)
+    tester.makepyfile(
+        """
+        import gc
+        import pytest
+
+        @pytest.mark.alloc_budget
+        def test_measured():
+            assert gc.get_freeze_count() > 0  # frozen while tests are measured, which keeps windows cheap
+        """
+    )
+    if xdist:
+        pytest.importorskip("xdist")
+    result = tester.runpytest_subprocess("--alloc-update", *(["-p", "xdist", "-n", "1"] if xdist else []))
+    result.assert_outcomes(passed=1)
+    # Every process, the xdist worker that measured included, sees every referrer in its end-of-session hooks.
+    both = "sessionfinish True 0\nterminal_summary True 0\n"
+    expected = {"seen-main.txt": both, **({"seen-gw0.txt": both} if xdist else {})}
+    assert {path.name: path.read_text() for path in tester.path.glob("seen-*.txt")} == expected
