@@ -74,6 +74,8 @@ def parse_tolerances(spec: object, source: str) -> dict[str, Tolerance]:
             name, sep, value = part.partition(":")
             if not sep:
                 raise SettingsError(f"{source}: expected 'metric: tolerance' in {part.strip()!r}")
+            if name.strip() in result:
+                raise SettingsError(f"{source}: {name.strip()} is given twice; give each metric one tolerance")
             result[name.strip()] = _one(name.strip(), value.strip(), source)
         return result
     result = {}
@@ -113,13 +115,18 @@ _SWITCHES = ("warmup", "isolate")
 
 
 def parse_marker(marks: Iterable[tuple[tuple[object, ...], Mapping[str, object]]], nodeid: str) -> MarkerPlan | None:
-    """Merge a test's ``alloc_budget`` markers (farthest first, so the closest wins) into a plan.
+    """Merge a test's ``alloc_budget`` markers (farthest first) into a plan.
 
-    Returns ``None`` when the closest marker says ``alloc_budget(False)``.  Raises :class:`SettingsError`
-    naming the test, the argument and the value.
+    A limit is a promise about the test, so every limit that any marker gives holds: where markers give one metric
+    different limits, the lowest applies, and no marker lifts another's (``peak=None`` gives no limit, it does not
+    clear one).  Otherwise the closest marker wins argument by argument, as ``get_closest_marker`` has it (the
+    decorator nearest the ``def`` over those above it, the function over its class and module): ``enabled``,
+    ``tolerance``, ``warmup`` and ``isolate``.  Returns ``None`` when the closest marker says
+    ``alloc_budget(False)``.  Raises :class:`SettingsError` naming the test, the argument and the value.
     """
     enabled = True
     kwargs: dict[str, object] = {}
+    given_limits: list[tuple[str, object]] = []
     for args, mark_kwargs in marks:
         if len(args) > 1:
             raise SettingsError(
@@ -129,7 +136,11 @@ def parse_marker(marks: Iterable[tuple[tuple[object, ...], Mapping[str, object]]
             if not isinstance(args[0], bool):
                 raise SettingsError(f"{nodeid}: @pytest.mark.{MARKER}: enabled must be True or False, got {args[0]!r}")
             enabled = args[0]
-        kwargs.update(mark_kwargs)
+        for name, value in mark_kwargs.items():
+            if name in METRICS:
+                given_limits.append((name, value))
+            else:
+                kwargs[name] = value
         if "enabled" in kwargs:
             value = kwargs.pop("enabled")
             if not isinstance(value, bool):
@@ -141,6 +152,10 @@ def parse_marker(marks: Iterable[tuple[tuple[object, ...], Mapping[str, object]]
     tolerances: dict[str, Tolerance] = {}
     switches: dict[str, bool | None] = dict.fromkeys(_SWITCHES)
     where = f"{nodeid}: @pytest.mark.{MARKER}"
+    for name, value in given_limits:
+        if value is not None:
+            limit = _limit(value, METRICS[name].unit, f"{where}: {name}={value!r}")
+            limits[name] = min(limit, limits.get(name, limit))
     for name, value in kwargs.items():
         if name in _SWITCHES:
             if value is not None and not isinstance(value, bool):
@@ -149,9 +164,6 @@ def parse_marker(marks: Iterable[tuple[tuple[object, ...], Mapping[str, object]]
         elif name == "tolerance":
             if value is not None:
                 tolerances = parse_tolerances(value, f"{where}: tolerance={value!r}")
-        elif name in METRICS:
-            if value is not None:
-                limits[name] = _limit(value, METRICS[name].unit, f"{where}: {name}={value!r}")
         else:
             raise SettingsError(
                 f"{where}: unknown argument {name}={value!r}; expected one of {', '.join(_MARKER_KEYWORDS)}"

@@ -357,8 +357,9 @@ def test_warmup_leaves_first_call_costs_out(tester: pytest.Pytester, read_budget
         ("tolerance='lots'", "tolerance", "'lots'"),
         ("tolerance={'peek': '5%'}", "tolerance", "'peek'"),
         ("'yes'", "enabled", "'yes'"),
+        ("tolerance='peak: 1000%; peak: 0'", "tolerance", "peak is given twice"),
     ],
-    ids=["unit", "unit-case", "unknown-kwarg", "warmup", "tolerance", "tolerance-metric", "enabled"],
+    ids=["unit", "unit-case", "unknown-kwarg", "warmup", "tolerance", "tolerance-metric", "enabled", "metric-twice"],
 )
 def test_bad_marker_argument_fails_only_that_test(
     tester: pytest.Pytester, read_budgets, marker_args: str, argument: str, value: str
@@ -411,3 +412,41 @@ def test_a_test_taking_fixtures_measures_nothing_for_the_call_itself(tester: pyt
         assert values["peak"] == 0
         assert values["retained"] == 0
         assert values.get("allocations", 0) == 0
+
+
+@pytest.mark.parametrize("order", [("1 KiB", "1 MiB"), ("1 MiB", "1 KiB")], ids=["strict-above", "strict-below"])
+def test_stacked_markers_hold_every_limit_in_either_order(tester: pytest.Pytester, order: tuple[str, str]) -> None:
+    tester.makepyfile(
+        f"""
+        import pytest
+
+        KEEP = []
+
+        @pytest.mark.alloc_budget(peak="{order[0]}")
+        @pytest.mark.alloc_budget(peak="{order[1]}")
+        def test_keeps_8_kb():
+            KEEP.append(bytes(8_000))
+        """
+    )
+    result = tester.runpytest("--alloc-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*peak: measured *, above the limit 1,024 B set on the marker*"])
+
+
+def test_a_class_limit_holds_under_a_looser_function_limit(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import pytest
+
+        KEEP = []
+
+        @pytest.mark.alloc_budget(retained=0)
+        class TestKeeps:
+            @pytest.mark.alloc_budget(retained="1 MiB", tolerance="50%")
+            def test_keeps_8_kb(self):
+                KEEP.append(bytes(8_000))
+        """
+    )
+    result = tester.runpytest("--alloc-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*retained: measured *, above the limit 0 B set on the marker*"])

@@ -185,6 +185,16 @@ def test_alloc_file_option_is_relative_to_the_invocation_directory(
             "got 'heaptrack'",
         ),
         ("", ["--alloc-tolerance", "allocations: 4 KiB"], "ERROR: --alloc-tolerance = *allocations: *count*"),
+        (
+            "",
+            ["--alloc-tolerance", "peak: 1000%; peak: 0"],
+            "ERROR: --alloc-tolerance = 'peak: 1000%; peak: 0': peak is given twice; give each metric one tolerance",
+        ),
+        (
+            "alloc_budget_tolerance = retained: 5%; peak: 1%; retained: 0\n",
+            [],
+            "ERROR: ini option alloc_budget_tolerance in */pytest.ini = *: retained is given twice*",
+        ),
     ],
     ids=[
         "ini",
@@ -197,6 +207,8 @@ def test_alloc_file_option_is_relative_to_the_invocation_directory(
         "engine",
         "engine-ini",
         "count-tolerance-unit",
+        "option-metric-twice",
+        "ini-metric-twice",
     ],
 )
 def test_bad_setting_is_a_usage_error_naming_its_source(

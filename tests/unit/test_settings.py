@@ -156,9 +156,20 @@ def test_parse_marker_closest_wins() -> None:
     assert plan == MarkerPlan({"peak": 300, "retained": 100}, ALL_FIVE, True)
 
 
-def test_parse_marker_closer_none_clears_a_farther_limit() -> None:
+def test_parse_marker_a_closer_none_does_not_lift_a_farther_limit() -> None:
     plan = parse_marker([((), {"peak": 100}), ((), {"peak": None})], NODE)
-    assert plan == MarkerPlan()
+    assert plan == MarkerPlan({"peak": 100})
+
+
+@pytest.mark.parametrize("order", [("1 KiB", "1 MiB"), ("1 MiB", "1 KiB")], ids=["strict-first", "strict-last"])
+def test_parse_marker_stacked_limits_keep_the_lowest_in_either_order(order: tuple[str, str]) -> None:
+    plan = parse_marker([((), {"peak": order[0]}), ((), {"peak": order[1], "retained": 0})], NODE)
+    assert plan == MarkerPlan({"peak": 1024, "retained": 0})
+
+
+def test_parse_marker_a_bad_farther_limit_is_an_error_even_under_a_closer_one() -> None:
+    with pytest.raises(SettingsError, match=r"peak='lots': expected a size"):
+        parse_marker([((), {"peak": "lots"}), ((), {"peak": 5})], NODE)
 
 
 def test_parse_marker_disabled() -> None:
@@ -244,10 +255,11 @@ def test_parse_marker_bad_tolerance_names_node_and_value() -> None:
 
 
 @given(st.lists(st.dictionaries(st.sampled_from(sorted(METRICS)), st.integers(0, 10**9)), max_size=5))
-def test_parse_marker_limits_are_the_closest_values(kwargs_per_mark: list[dict[str, int]]) -> None:
+def test_parse_marker_limits_are_the_lowest_values(kwargs_per_mark: list[dict[str, int]]) -> None:
     expected: dict[str, int] = {}
     for kwargs in kwargs_per_mark:
-        expected.update(kwargs)
+        for metric, value in kwargs.items():
+            expected[metric] = min(value, expected.get(metric, value))
     plan = parse_marker([((), kwargs) for kwargs in kwargs_per_mark], NODE)
     assert plan is not None
     assert dict(plan.limits) == expected
