@@ -115,9 +115,7 @@ def test_a_rerun_replaces_the_attempt_before_it(
     monkeypatch.delenv("RECORDING")
     report = tmp_path / "report.json"
     junit = tmp_path / "junit.xml"
-    result = tester.runpytest(
-        "-p", "rerunfailures", "--reruns", "2", f"--alloc-json={report}", f"--junitxml={junit}"
-    )
+    result = tester.runpytest("-p", "rerunfailures", "--reruns", "2", f"--alloc-json={report}", f"--junitxml={junit}")
     # The first attempt fails its budget, the rerun is within it: pytest reports one rerun and a pass.
     assert result.parseoutcomes() == {"passed": 2, "rerun": 1}
     assert result.ret == pytest.ExitCode.OK
@@ -146,7 +144,7 @@ def test_a_rerun_that_fails_as_a_test_leaves_no_budget_result(tester: pytest.Pyt
 
         CALLS = []
 
-        @pytest.mark.alloc_budget(allocated=1000)
+        @pytest.mark.alloc_budget(peak=1000)
         def test_then_broken():
             CALLS.append(1)
             if len(CALLS) == 1:
@@ -157,7 +155,7 @@ def test_a_rerun_that_fails_as_a_test_leaves_no_budget_result(tester: pytest.Pyt
         """
     )
     report = tmp_path / "report.json"
-    result = tester.runpytest("-p", "rerunfailures", "--reruns", "1", f"--alloc-json={report}", "--alloc-engine=counter")
+    result = tester.runpytest("-p", "rerunfailures", "--reruns", "1", f"--alloc-json={report}")
     assert result.parseoutcomes() == {"failed": 1, "rerun": 1}
     result.stdout.fnmatch_lines(["*broken on the rerun*"])
     assert json.loads(report.read_text())["results"] == []
