@@ -184,11 +184,13 @@ class Region:
         self._gc_was_enabled = True
         self._switch_interval = 0.0
         self._started: list[Probe] = []
+        self._entered = False  # entering again would replace the first block's numbers with the second's
         self.measurement: Measurement | None = None
 
     def __enter__(self) -> Region:
-        if self._started:
+        if self._entered:
             raise RuntimeError("a Region measures once; make a new one")
+        self._entered = True
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(max(SWITCH_INTERVAL, self._switch_interval))
         gc.collect()

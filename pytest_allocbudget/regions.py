@@ -110,16 +110,24 @@ class RegionContext:
     on both sides, and everything there shows up in the region's numbers.
     """
 
-    __slots__ = ("_owner", "_plan", "_region", "_result")
+    __slots__ = ("_entered", "_owner", "_plan", "_region", "_result")
 
     def __init__(self, owner: AllocBudget, name: str, plan: MarkerPlan) -> None:
         self._owner = owner
         self._plan = plan
         self._result = RegionResult(name)
+        self._entered = False
         key = (owner._nodeid, name)
         self._region = owner._make_region(key, plan)
 
     def __enter__(self) -> RegionResult:
+        if self._entered:
+            raise RuntimeError(
+                f"{self._owner._nodeid}: alloc_budget.measure({self._result.name!r}) was entered twice; one "
+                "measure() measures one with block (and a name measures once in a test), so measure the second "
+                "block under a name of its own"
+            )
+        self._entered = True
         self._owner._active = self._result.name
         self._region.__enter__()
         return self._result

@@ -91,6 +91,25 @@ def test_region_name_must_be_unique(tester: pytest.Pytester, read_budgets) -> No
     assert not (tester.path / "allocbudget.yaml").exists()
 
 
+def test_one_measure_context_cannot_be_entered_twice(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        KEEP = []
+
+        def test_reused(alloc_budget):
+            region = alloc_budget.measure("step")
+            with region:
+                KEEP.append(bytes(50_000))
+            with region:
+                pass
+        """
+    )
+    result = tester.runpytest("--alloc-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["E*RuntimeError: *test_reused: alloc_budget.measure('step') was entered twice*"])
+    assert not (tester.path / "allocbudget.yaml").exists()
+
+
 def test_regions_cannot_nest(tester: pytest.Pytester) -> None:
     tester.makepyfile(
         """
