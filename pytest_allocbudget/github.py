@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .report import describe_key
+from .report import describe_key, measured_breakdown
 from .units import format_quantity
 from .verdict import MetricStatus, Status, Verdict
 
@@ -55,7 +55,8 @@ def github_summary(verdicts: Sequence[Verdict], profile: str, stale: Iterable[st
     counts = ", ".join(
         f"{len(items)} {singular[title] if len(items) == 1 else title.lower()}" for title, items in rows.items()
     )
-    lines.append(f"{len(verdicts)} measured: {counts}" + (f", {len(stale)} stale" if stale else "") + ".")
+    measured = f"{len(verdicts)} measured ({measured_breakdown(verdicts)})"
+    lines.append(f"{measured}: {counts}" + (f", {len(stale)} stale" if stale else "") + ".")
     for title, items in rows.items():
         if items:
             lines += ["", f"### {title}", "", "| test | metric | budget → measured |", "|---|---|---|", *items]

@@ -188,8 +188,9 @@ def summary_lines(
     def count(status: Status) -> int:
         return sum(1 for verdict in verdicts if verdict.status is status)
 
+    measured = f"{len(verdicts)} measured ({measured_breakdown(verdicts)}"
     if changes is not None:
-        lines: list[tuple[str, str | None]] = [(f"{len(verdicts)} measured (profile {profile})", None)]
+        lines: list[tuple[str, str | None]] = [(f"{measured}; profile {profile})", None)]
         if error is not None:
             lines.append((f"error: {error}", "red"))
         else:
@@ -197,14 +198,15 @@ def summary_lines(
             action = f"wrote {path}" if written else f"{path} unchanged"
             lines.append((f"{action}: {counts}", None))
         return lines
+    unrecorded = count(Status.UNRECORDED)
+    unchecked = f", {unrecorded} not checked" if unrecorded else ""  # so that the counts add up to the total
     lines = [
         (
-            f"{len(verdicts)} measured, {count(Status.PASSED)} passed, {count(Status.FAILED)} failed, "
-            f"{count(Status.MISSING)} missing (profile {profile}, {path})",
+            f"{measured}): {count(Status.PASSED)} passed, {count(Status.FAILED)} failed, "
+            f"{count(Status.MISSING)} missing{unchecked} (profile {profile}, {path})",
             None,
         )
     ]
-    unrecorded = count(Status.UNRECORDED)
     if unrecorded and not strict:
         lines.append(
             (
@@ -220,6 +222,17 @@ def summary_lines(
         if len(tighten) > 10:
             lines.append((f"  ... and {len(tighten) - 10} more", None))
     return lines
+
+
+def measured_breakdown(verdicts: Sequence[Verdict]) -> str:
+    """``15 tests, 1 region``: what the measured count is made of, since it sits next to pytest's count of tests
+    and a test measured by regions counts once per region."""
+    regions = sum(1 for verdict in verdicts if verdict.key[1] is not None)
+    tests = len(verdicts) - regions
+    parts = [f"{tests} test{'' if tests == 1 else 's'}"] if tests or not regions else []
+    if regions:
+        parts.append(f"{regions} region{'' if regions == 1 else 's'}")
+    return ", ".join(parts)
 
 
 def counter_missing_text(reason: str, strict: bool = False) -> str:
@@ -256,18 +269,13 @@ def stale_lines(
     if not stale:
         return []
     color = "red" if strict and not update else "yellow"
-    one = len(stale) == 1
-    if strict and not update:
-        verb = "fails the run in strict mode" if one else "fail the run in strict mode"
+    if len(stale) == 1:
+        verb = "fails the run in strict mode" if strict and not update else "is kept"
+        text = f"1 stale entry (its test no longer exists or no longer measures it) {verb}; remove it"
     else:
-        verb = "is kept" if one else "are kept"
-    lines = [
-        (
-            f"{len(stale)} stale entr{'y' if len(stale) == 1 else 'ies'} (their tests no longer exist or no longer "
-            f"measure them) {verb}; remove them with: pytest --alloc-update --alloc-prune",
-            color,
-        )
-    ]
+        verb = "fail the run in strict mode" if strict and not update else "are kept"
+        text = f"{len(stale)} stale entries (their tests no longer exist or no longer measure them) {verb}; remove them"
+    lines = [(f"{text} with: pytest --alloc-update --alloc-prune", color)]
     lines.extend((f"  {describe_key(key)}", None) for key in stale[:20])
     if len(stale) > 20:
         lines.append((f"  ... and {len(stale) - 20} more", None))

@@ -152,7 +152,7 @@ def test_unwritable_file_summary_stays_an_update_summary(tester: pytest.Pytester
     tester.makepyfile(TESTS)
     result = tester.runpytest("--alloc-update", "--alloc-file", "b" * 245 + ".yaml")
     section = result.stdout.str().split("allocation budgets")[1]
-    assert "4 measured (profile " in section
+    assert "4 measured (2 tests, 2 regions; profile " in section
     assert "Record them with: pytest --alloc-update" not in section
     assert " passed, 0 failed, 0 missing" not in section
 
@@ -203,4 +203,4 @@ def test_unusual_node_ids_round_trip(tester: pytest.Pytester, read_budgets) -> N
     assert len(entries) == 7
     result = tester.runpytest()
     result.assert_outcomes(passed=7)
-    result.stdout.fnmatch_lines(["10 measured, 10 passed, 0 failed, 0 missing*"])
+    result.stdout.fnmatch_lines(["10 measured (*): 10 passed, 0 failed, 0 missing*"])

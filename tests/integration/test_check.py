@@ -56,7 +56,7 @@ def test_regression_fails_the_test_with_a_report(tester: pytest.Pytester, read_b
         [
             f"allocation budget exceeded: {nodeid} (profile *)",
             f"*pytest --alloc-update {nodeid}*",
-            "*1 measured, 0 passed, 1 failed, 0 missing*",
+            "*1 measured (*): 0 passed, 1 failed, 0 missing*",
             f"FAILED {nodeid}*",
         ]
     )
@@ -107,7 +107,7 @@ def test_check_run_never_writes_the_file(tester: pytest.Pytester, read_budgets) 
     os.utime(path, ns=(stamp, stamp))
     result = tester.runpytest()
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*2 measured, 0 passed, 1 failed, 1 missing*"])
+    result.stdout.fnmatch_lines(["*2 measured (*): 0 passed, 1 failed, 1 missing*"])
     assert path.read_bytes() == before
     assert path.stat().st_mtime_ns == stamp
     assert sorted(p.name for p in tester.path.iterdir() if "allocbudget" in p.name) == ["allocbudget.yaml"]
@@ -144,7 +144,7 @@ def test_missing_entry_fails(tester: pytest.Pytester, read_budgets, profile: str
         [
             f"no budget recorded for test_new.py::test_missing under {profile} in allocbudget.yaml; "
             "run pytest --alloc-update test_new.py::test_missing",
-            "*2 measured, 1 passed, 0 failed, 1 missing*",
+            "*2 measured (*): 1 passed, 0 failed, 1 missing*",
             "FAILED test_new.py::test_missing*",
         ]
     )
@@ -176,7 +176,7 @@ def test_unrecorded_profile_warns_and_passes(tester: pytest.Pytester, profile: s
     result.stdout.fnmatch_lines(
         [
             "*allocation budgets*",
-            "*2 measured, 0 passed, 0 failed, 0 missing*",
+            "*2 measured (*): 0 passed, 0 failed, 0 missing*",
             f"warning: allocbudget.yaml has no budgets for {profile}; 2 budgeted test(s) were measured but not "
             "checked. Record them with: pytest --alloc-update",
         ]
@@ -191,7 +191,7 @@ def test_improvements_are_listed_as_budgets_to_tighten(tester: pytest.Pytester, 
     result.stdout.fnmatch_lines(
         [
             "*-- allocation budgets --*",
-            "*1 measured, 1 passed, 0 failed, 0 missing*",
+            "*1 measured (*): 1 passed, 0 failed, 0 missing*",
             "1 budget(s) could be tightened (pytest --alloc-update records them):",
             f"  {nodeid}: retained * (budget *, -50.0%)",
         ]
@@ -233,4 +233,4 @@ def test_summary_counts(tester: pytest.Pytester, set_budget) -> None:
     set_budget("test_summary_counts.py::test_regressed", retained=0)
     result = tester.runpytest()
     result.assert_outcomes(passed=2, failed=3)
-    result.stdout.fnmatch_lines(["3 measured, 1 passed, 1 failed, 1 missing (profile *, allocbudget.yaml)"])
+    result.stdout.fnmatch_lines(["3 measured (*): 1 passed, 1 failed, 1 missing (profile *, allocbudget.yaml)"])

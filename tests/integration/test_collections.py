@@ -87,7 +87,6 @@ def test_objects_left_by_measured_tests_are_frozen_and_their_garbage_is_swept(te
 #: ``gc.get_referrers`` in the same way, and frozen referrers are invisible to it.
 REFERRERS_CONFTEST = """
 import gc
-import os
 
 import pytest
 
@@ -95,8 +94,9 @@ THING = object()
 BOX = [THING]
 
 
-def look(hook):
-    process = os.environ.get("PYTEST_XDIST_WORKER", "main")
+def look(hook, config):
+    # Asked of the config, not the environment: the outer test run may itself be an xdist worker.
+    process = getattr(config, "workerinput", {}).get("workerid", "main")
     seen = any(ref is BOX for ref in gc.get_referrers(THING))
     with open(f"seen-{process}.txt", "a") as stream:
         stream.write(f"{hook} {seen} {gc.get_freeze_count()}\\n")
@@ -104,12 +104,12 @@ def look(hook):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session):
-    look("sessionfinish")
+    look("sessionfinish", session.config)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_terminal_summary(terminalreporter):
-    look("terminal_summary")
+    look("terminal_summary", terminalreporter.config)
 """
 
 

@@ -38,7 +38,7 @@ def test_two_regions_get_two_entries_nested_under_regions(tester: pytest.Pyteste
     assert "    test_two_regions_get_two_entries_nested_under_regions.py::test_pipeline:\n      regions:\n" in text
     result = tester.runpytest()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*2 measured, 2 passed, 0 failed, 0 missing*"])
+    result.stdout.fnmatch_lines(["*2 measured (2 regions): 2 passed, 0 failed, 0 missing*"])
 
 
 def test_region_numbers_are_readable_after_the_block_only(

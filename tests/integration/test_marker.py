@@ -212,7 +212,7 @@ def test_test_classes_are_measured(tester: pytest.Pytester, read_budgets) -> Non
     }
     result = tester.runpytest()
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["*2 measured, 2 passed, 0 failed, 0 missing*"])
+    result.stdout.fnmatch_lines(["*2 measured (*): 2 passed, 0 failed, 0 missing*"])
 
 
 def test_positional_false_opts_out_of_a_module_marker(tester: pytest.Pytester, read_budgets) -> None:
@@ -298,7 +298,7 @@ def test_skipped_and_xfail_tests_are_neither_measured_nor_recorded(tester: pytes
     assert list(read_budgets()) == ["test_skipped_and_xfail_tests_are_neither_measured_nor_recorded.py::test_measured"]
     result = tester.runpytest()
     result.assert_outcomes(passed=1, skipped=2, xfailed=1, xpassed=1)
-    result.stdout.fnmatch_lines(["*1 measured, 1 passed, 0 failed, 0 missing*"])
+    result.stdout.fnmatch_lines(["*1 measured (*): 1 passed, 0 failed, 0 missing*"])
 
 
 def test_only_skipped_tests_print_no_summary(tester: pytest.Pytester) -> None:

@@ -119,7 +119,7 @@ def test_a_rerun_replaces_the_attempt_before_it(
     # The first attempt fails its budget, the rerun is within it: pytest reports one rerun and a pass.
     assert result.parseoutcomes() == {"passed": 2, "rerun": 1}
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["2 measured, 2 passed, 0 failed, 0 missing*"])
+    result.stdout.fnmatch_lines(["2 measured (2 tests): 2 passed, 0 failed, 0 missing*"])
     document = json.loads(report.read_text())
     results = {(r["nodeid"].split("::")[1], r["status"]) for r in document["results"]}
     assert results == {("test_flaky", "passed"), ("test_steady", "passed")}

@@ -326,7 +326,7 @@ def test_github_step_summary_is_appended_with_the_regressions(
     assert text.startswith("## An earlier step\n\nits text\n## Allocation budgets")  # appended, not overwritten
     lines = text.splitlines()
     assert f"## Allocation budgets ({profile})" in lines
-    assert "3 measured: 1 regression, 0 improvements, 0 missing budgets." in lines
+    assert "3 measured (2 tests, 1 region): 1 regression, 0 improvements, 0 missing budgets." in lines
     regressions = lines.index("### Regressions")
     assert lines[regressions + 2 : regressions + 4] == ["| test | metric | budget → measured |", "|---|---|---|"]
     row = lines[regressions + 4]

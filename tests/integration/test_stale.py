@@ -90,7 +90,7 @@ def test_a_full_run_lists_stale_entries_and_prune_removes_them(
     result = recorded.runpytest()
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)  # a renamed test or region is missing
     result.stdout.fnmatch_lines(
-        ["1 stale entry (their tests no longer exist or no longer measure them) is kept; remove them with: *"]
+        ["1 stale entry (its test no longer exists or no longer measures it) is kept; remove it with: *"]
         + [f"  {name}" for name in stale]
     )
     assert _keys(read_budgets) == RECORDED  # a check run never writes
@@ -142,7 +142,7 @@ def test_update_without_prune_keeps_stale_entries(recorded: pytest.Pytester, rea
     (recorded.path / "test_two.py").unlink()
     result = recorded.runpytest("--alloc-update")
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["1 stale entry (*) is kept; remove them with: pytest --alloc-update --alloc-prune"])
+    result.stdout.fnmatch_lines(["1 stale entry (*) is kept; remove it with: pytest --alloc-update --alloc-prune"])
     assert _keys(read_budgets) == RECORDED
 
 

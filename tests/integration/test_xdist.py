@@ -138,7 +138,7 @@ def test_n2_update_records_what_a_serial_update_records_and_writes_once(xtester:
     result.assert_outcomes(passed=TESTS)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["created: 2/2 workers"])
-    assert _summary(result) == f"{ENTRIES} measured (profile {profile})"
+    assert _summary(result) == f"{ENTRIES} measured (5 tests, 2 regions; profile {profile})"
     result.stdout.fnmatch_lines([f"wrote allocbudget.yaml: {ENTRIES} created, 0 updated, 0 unchanged"])
     assert log.read_text().split() == ["controller"]  # once, by the controller; no worker wrote
 
@@ -158,7 +158,10 @@ def test_a_check_fails_the_same_tests_without_xdist_with_n0_and_with_n2(xtester:
     set_budget("test_one.py::test_b", peak=1_000)
     set_budget("test_two.py::test_regions", "second", retained=1_000)
     regressed = {"test_one.py::test_b", "test_two.py::test_regions"}
-    summary = f"{ENTRIES} measured, {ENTRIES - 2} passed, 2 failed, 0 missing (profile *, allocbudget.yaml)"
+    summary = (
+        f"{ENTRIES} measured (5 tests, 2 regions): {ENTRIES - 2} passed, 2 failed, 0 missing "
+        "(profile *, allocbudget.yaml)"
+    )
 
     # A failing whole test is run again to explain it, which can change what later tests allocate in the same
     # process on Python 3.12+ (see test_repeatability.py): serial runs get a process of their own.

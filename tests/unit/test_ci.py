@@ -129,7 +129,7 @@ def test_summary_sections_and_rows() -> None:
     text = github_summary(verdicts(), PROFILE, stale=["tests/test_b.py::test_gone"])
     lines = text.splitlines()
     assert lines[0] == f"## Allocation budgets ({PROFILE})"
-    assert "5 measured: 2 regressions, 1 improvement, 1 missing budget, 1 stale." in lines
+    assert "5 measured (4 tests, 1 region): 2 regressions, 1 improvement, 1 missing budget, 1 stale." in lines
     assert "### Regressions" in lines
     assert "| `tests/test_a.py::test_up` | peak | 9.8 KiB → 19.5 KiB (+100.0%) |" in lines
     assert "| `tests/test_a.py::test_limit` | peak (limit) | 2.0 KiB → 2.9 KiB (+46.5%) |" in lines
@@ -156,7 +156,7 @@ def test_summary_of_a_clean_run_has_only_the_counts() -> None:
     clean = [verdict for verdict in verdicts() if verdict.status is Status.PASSED and not verdict.improvements]
     text = github_summary(clean, PROFILE)
     assert text == (
-        f"## Allocation budgets ({PROFILE})\n\n1 measured: 0 regressions, 0 improvements, 0 missing budgets.\n"
+        f"## Allocation budgets ({PROFILE})\n\n1 measured (1 test): 0 regressions, 0 improvements, 0 missing budgets.\n"
     )
 
 

@@ -145,7 +145,7 @@ def test_test_modules_record_then_pass_a_check(block: Block, tester: pytest.Pyte
     assert checked.ret == pytest.ExitCode.OK, f"{block.name}: the check run failed:\n{checked.stdout.str()}"
     outcomes = checked.parseoutcomes()
     assert outcomes.get("passed", 0) > 0 and not outcomes.get("failed") and not outcomes.get("errors"), outcomes
-    checked.stdout.fnmatch_lines(["* measured, * passed, 0 failed, 0 missing (profile *"])
+    checked.stdout.fnmatch_lines(["* measured (*): * passed, 0 failed, 0 missing (profile *"])
 
 
 # ------------------------------------------------------------------------------------------------ generated blocks

@@ -21,6 +21,7 @@ from pytest_allocbudget.report import (
     metric_line,
     missing_text,
     rerecord_command,
+    stale_lines,
     summary_lines,
 )
 from pytest_allocbudget.store import EntryKey
@@ -260,7 +261,7 @@ def test_summary_lines_in_check_mode() -> None:
         verdict({"peak": 100}, {"peak": 10**6}, key=("tests/test_b.py::test_b", None)),
     ]
     lines = summary_lines(verdicts, PROFILE, path, None, written=False)
-    assert lines[0][0].startswith("4 measured, 2 passed, 1 failed, 1 missing")
+    assert lines[0][0].startswith("4 measured (4 tests): 2 passed, 1 failed, 1 missing")
     assert PROFILE in lines[0][0]
     assert any("1 budget(s) could be tightened" in text for text, _ in lines)
     assert any(text.strip().startswith("tests/test_b.py::test_b: peak 100 B") for text, _ in lines)
@@ -273,3 +274,37 @@ def test_summary_lines_warn_about_an_unrecorded_profile() -> None:
     assert len(warnings) == 1
     assert f"no budgets for {PROFILE}" in warnings[0]
     assert "pytest --alloc-update" in warnings[0]
+
+
+def test_the_summary_says_how_many_of_the_measured_are_tests_and_how_many_regions() -> None:
+    path = Path("allocbudget.yaml")
+    verdicts = [
+        verdict({"peak": 100}, {"peak": 100}),
+        verdict({"peak": 100}, {"peak": 100}, key=(NODE, "load")),
+        verdict({"peak": 100}, {"peak": 100}, key=(NODE, "save")),
+    ]
+    check = summary_lines(verdicts, PROFILE, path, None, written=False)[0][0]
+    assert check.startswith("3 measured (1 test, 2 regions): 3 passed, 0 failed, 0 missing (profile ")
+    update = summary_lines(verdicts[1:], PROFILE, path, {}, written=False)[0][0]
+    assert update == f"2 measured (2 regions; profile {PROFILE})"
+
+
+def test_the_summary_counts_add_up_when_the_profile_has_no_budgets() -> None:
+    # Seven budgeted tests and no budget file: four over a marker's limit, three measured but not checked.
+    unrecorded = [judge((f"t.py::test_{n}", None), PROFILE, {"peak": 1}, None, {}, DEFAULT, False) for n in range(3)]
+    over = [
+        judge((f"t.py::test_over{n}", None), PROFILE, {"peak": 9}, None, {"peak": 1}, DEFAULT, False) for n in range(4)
+    ]
+    text = summary_lines(over + unrecorded, PROFILE, Path("allocbudget.yaml"), None, written=False)[0][0]
+    assert text.startswith("7 measured (7 tests): 0 passed, 4 failed, 0 missing, 3 not checked (profile ")
+
+
+@pytest.mark.parametrize("update", [False, True])
+@pytest.mark.parametrize("strict", [False, True])
+def test_stale_lines_agree_in_number(update: bool, strict: bool) -> None:
+    one = stale_lines([("t.py::test_gone", None)], [], update, strict)[0][0]
+    assert one.startswith("1 stale entry (its test no longer exists or no longer measures it) ")
+    assert "; remove it with: pytest --alloc-update --alloc-prune" in one
+    two = stale_lines([("t.py::test_a", None), ("t.py::test_b", None)], [], update, strict)[0][0]
+    assert two.startswith("2 stale entries (their tests no longer exist or no longer measure them) ")
+    assert "; remove them with: pytest --alloc-update --alloc-prune" in two
