@@ -35,7 +35,8 @@ where NAME is one of:
 
 Every pytest run gets the same environment: a minimal set of variables (no CI variable, no ``PYTEST_ADDOPTS`` of
 the caller), ``COLUMNS=120``, ``PYTHONHASHSEED=0``, and ``PYTEST_ADDOPTS`` set to ``ADDOPTS``, so that a command
-shows in the documentation as a reader types it. The outputs are normalised: durations read ``in N.NNs``, the
+shows in the documentation as a reader types it. The outputs are normalised: durations read ``in N.NNs`` (and a
+separator line around one is centred again, so that its width does not depend on how long the run took), the
 temporary directory reads ``example_project``. tests/unit/test_doc_examples.py re-runs the regression example on
 Python 3.11 and compares it with regression.txt, and checks that every generated block is current.
 """
@@ -67,6 +68,9 @@ PAGES = (ROOT / "README.md", *sorted(DOCS.glob("*.md")))
 VERSION = (3, 11)
 PROFILE = "cpython-3.11"
 
+#: The terminal width of every run (``COLUMNS``), which pytest pads its separator lines to.
+WIDTH = 120
+
 #: Options for every pytest run, through ``PYTEST_ADDOPTS``: no random test order, the default explanation of a
 #: failure, and no session header (it names the versions of pytest and its plugins).
 ADDOPTS = "-p no:randomly --alloc-explain=rerun --no-header"
@@ -87,6 +91,8 @@ COUNTER_TESTS = "tests/test_split.py"
 
 _BLOCK = re.compile(r"(<!-- begin: (?P<name>[^>]+?) -->\n)(?P<body>.*?)(<!-- end -->)", re.DOTALL)
 _DURATION = re.compile(r"\bin \d+\.\d+s(?: \(\d+:\d\d:\d\d\))?")
+#: A separator line with a title, as pytest writes it: ``=== 1 failed, 54 passed in 9.52s ===``.
+_TITLED_SEPARATOR = re.compile(r"^(?P<fill>([=_-])\2*) (?P<title>.+?) (?P=fill)\2?$")
 _ADDRESS = re.compile(r"\b0x[0-9a-f]{6,}\b")
 
 
@@ -97,7 +103,7 @@ def environment() -> dict[str, str]:
     """The environment of every run: only what a run needs, so the caller's settings and CI cannot leak in."""
     env = {name: os.environ[name] for name in ("PATH", "HOME", "TMPDIR") if name in os.environ}
     env.update(
-        COLUMNS="120",
+        COLUMNS=str(WIDTH),
         LINES="40",
         PYTHONHASHSEED="0",
         PYTHONUTF8="1",
@@ -107,6 +113,29 @@ def environment() -> dict[str, str]:
     return env
 
 
+def centred(title: str, fill: str) -> str:
+    """A separator line of ``WIDTH`` columns around ``title``, laid out as pytest lays out its own."""
+    half = fill * max((WIDTH - len(title) - 2) // 2, 1)
+    line = f"{half} {title} {half}"
+    return line + fill if len(line) < WIDTH else line
+
+
+def _duration(line: str) -> str:
+    """``line`` with its duration replaced, and centred again if it is a separator line.
+
+    pytest pads the closing line to the terminal width around the real duration, so ``in 10.52s`` gets one ``=``
+    less than ``in 9.52s``: the padding must be made again for ``N.NNs``, or the output would depend on how long
+    the run took.
+    """
+    replaced = _DURATION.sub("in N.NNs", line)
+    if replaced == line:
+        return line
+    match = _TITLED_SEPARATOR.match(line)
+    if match is None:
+        return replaced
+    return centred(_DURATION.sub("in N.NNs", match.group("title")), match.group(2))
+
+
 def normalise(text: str, project: Path) -> str:
     """Make an output independent of the run: durations, the temporary directory, the interpreter's paths."""
     for path in sorted({str(project), os.path.realpath(project)}, key=len, reverse=True):
@@ -114,9 +143,8 @@ def normalise(text: str, project: Path) -> str:
     paths = sysconfig.get_paths()
     for key, label in (("purelib", "<site-packages>"), ("stdlib", "<stdlib>")):
         text = text.replace(paths[key], label)
-    text = _DURATION.sub("in N.NNs", text)
     text = _ADDRESS.sub("0x...", text)
-    return "".join(line.rstrip() + "\n" for line in text.splitlines())
+    return "".join(_duration(line).rstrip() + "\n" for line in text.splitlines())
 
 
 def run(project: Path, command: str, *args: str, stdin: str | None = None, status: bool = False) -> str:
@@ -132,7 +160,6 @@ def run(project: Path, command: str, *args: str, stdin: str | None = None, statu
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=600,
     )
     shown = f"$ {command}\n" + normalise(result.stdout + result.stderr, project)
     return (shown + f"exit status {result.returncode}\n") if status else shown

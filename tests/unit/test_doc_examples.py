@@ -180,6 +180,23 @@ def test_the_regression_output_is_current(generate: ModuleType, tmp_path: Path) 
     )
 
 
+#: The closing line of the regression run as pytest lays it out at 120 columns, for three run times: the width of
+#: the duration moves the padding, by one ``=`` at 10 s and by more from a minute on, where a clock time follows.
+CLOSING_LINES = {
+    "9.5 s": "=" * 45 + " 1 failed, 54 passed in 9.52s " + "=" * 45,
+    "10.5 s": "=" * 44 + " 1 failed, 54 passed in 10.52s " + "=" * 45,
+    "75 s": "=" * 39 + " 1 failed, 54 passed in 75.03s (0:01:15) " + "=" * 40,
+}
+
+
+@pytest.mark.parametrize("duration", CLOSING_LINES)
+def test_the_closing_line_normalises_the_same_whatever_the_run_took(generate: ModuleType, duration: str) -> None:
+    line = CLOSING_LINES[duration]
+    assert len(line) == 120, "each line is as wide as pytest makes it at COLUMNS=120"
+    committed = (EXAMPLES / "regression.txt").read_text(encoding="utf-8").splitlines()[-1] + "\n"
+    assert generate.normalise(line + "\n", ROOT) == committed
+
+
 # ------------------------------------------------------------------------------------------------ shell blocks
 
 
