@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 import sys
@@ -91,20 +90,6 @@ PROMPTED = [block for block in BLOCKS if block.language == "text" and "\n$ " in 
 
 def _ids(blocks: list[Block]) -> list[str]:
     return [block.name for block in blocks]
-
-
-@pytest.fixture(scope="module")
-def generate() -> ModuleType:
-    """docs/examples/generate.py, imported as a module."""
-    spec = importlib.util.spec_from_file_location("generate_doc_examples", GENERATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    write_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ under docs/
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = write_bytecode
-    return module
 
 
 # ------------------------------------------------------------------------------------------------ python blocks
