@@ -1,4 +1,4 @@
-"""Regenerate the outputs, the table and the code quotes that the documentation shows, from real runs.
+"""Regenerate the outputs, the tables and the code quotes that the documentation shows, from real runs and code.
 
 Run it by hand, from anywhere, on Python 3.11 with the allocation counter built, after a change to the plugin's
 output or to the example project:

@@ -234,3 +234,14 @@ def test_pytest_commands_use_only_options_that_exist(tester: pytest.Pytester) ->
     unknown = sorted(f"{name}: {option}" for name, option in used if option not in registered)
     assert not unknown, f"shell blocks use options the plugin does not register: {unknown}"
     assert {option for _, option in used} >= {"--alloc-update", "--alloc-tolerance"}, "the parsing found too little"
+
+
+def test_ci_runs_the_suite_as_the_readme_says() -> None:
+    """The README's command for this project's own suite is the one .ci/run runs on Python 3.11."""
+    readme = next(block for block in SHELL if block.page.name == "README.md")
+    suite = [command[3:] for command in _commands(readme) if command[1:3] == ["-m", "pytest"]]
+    suite = [arguments for arguments in suite if "example_project" not in arguments]
+    assert len(suite) == 1, f"the README's first shell block runs the suite once: {suite}"
+    ci = [shlex.split(line, comments=True) for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    runs = [words[3:] for words in ci if words[:3] == ["$env311/bin/python", "-m", "pytest"]]
+    assert suite[0] in runs, f".ci/run does not run {suite[0]}; its pytest runs on 3.11: {runs}"
