@@ -1,21 +1,128 @@
 """Every command-line option and ini key of the plugin, registered in one place.
 
 Each option that sets a lasting preference has an ini key of the same meaning; one-shot actions (recording,
-pruning, recording in CI) are options only.  docs/reference.md lists the same set, and a test keeps them equal.
+pruning, recording in CI) are options only.
+
+This module is also where docs/reference.md gets its tables of options and ini keys: docs/examples/generate.py
+makes each row from the help text registered here (the ``(default: ...)`` at its end is the row's default) and from
+:data:`REFERENCE`, what the reference says beyond what fits in ``--help``.  So a help text is written once, and
+the reference cannot say other than ``--help``; a test fails until the tables are made again after a change.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pytest
 
-from .settings import DEFAULT_FILE, DEFAULT_TOLERANCE
+from .settings import DEFAULT_FILE, DEFAULT_TOLERANCE, ENGINES, EXPLAIN_MODES
 
-__all__ = ["ISOLATED_CHILD_OPTION", "pytest_addoption"]
+__all__ = ["ISOLATED_CHILD_OPTION", "REFERENCE", "Reference", "pytest_addoption"]
 
 #: Internal: given to the fresh process that runs one isolated test, with the file its results go to.
 ISOLATED_CHILD_OPTION = "--alloc-isolated-child"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What docs/reference.md says of an option or ini key beyond its help text (Markdown)."""
+
+    value: str = ""  # the kind of value it takes; a flag or a bool ini key needs none
+    more: str = ""  # sentences that follow the help text in the table's Meaning column
+
+
+def _one_of(choices: Sequence[str]) -> str:
+    quoted = [f"`{choice}`" for choice in choices]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+_TOLERANCE = "tolerance (see [Tolerance syntax](#tolerance-syntax))"
+_OFF_FOR_ONE_RUN = "Either one turns it on; `-o {key}=false` turns off a `true` in the ini file for one run."
+
+#: The reference's words for each option and ini key, by name.  An option or key without an entry still gets its
+#: row, from its help text alone.
+REFERENCE: dict[str, Reference] = {
+    "--alloc-update": Reference(
+        more="This is update mode: at the end of the run the budget file is written if an entry was created or a "
+        "value moved beyond its tolerance. Regressions and missing entries do not fail in this mode; explicit "
+        "limits still do."
+    ),
+    "--alloc-file": Reference("path", "A relative path is relative to the directory pytest was started from."),
+    "--alloc-tolerance": Reference(_TOLERANCE, "It replaces the ini setting and the default as a whole."),
+    "--alloc-explain": Reference(
+        _one_of(EXPLAIN_MODES),
+        "With `rerun`, the test is called once more in a forked child process, under tracemalloc, the counter and "
+        "a trace hook. `trace` costs about what tracemalloc costs, on every measured test. "
+        "See [measuring.md](measuring.md#how-a-failure-is-explained).",
+    ),
+    "--alloc-engine": Reference(
+        _one_of(ENGINES),
+        "`counter` is a usage error where the counter is not available. With `tracemalloc`, recorded `allocations` "
+        "and `allocated` values are not checked (but fail their test in [strict mode](#strict-mode-and-ci)), and "
+        "an update run keeps them as they are. `auto` falls back to tracemalloc where the counter is not "
+        "available, with one line in the summary saying why. "
+        "See [measuring.md](measuring.md#the-two-engines-the-allocation-counter-and-tracemalloc).",
+    ),
+    "--alloc-all-threads": Reference(
+        more="It applies to all four metrics. tracemalloc always counts every thread, so it makes no difference there."
+    ),
+    "--alloc-strict": Reference(
+        more="Missing entries fail in any mode; strict mode also fails a budgeted test whose profile has no "
+        "entries at all, and one whose entry has `allocations` or `allocated` values that this run cannot measure "
+        "(the allocation counter is not available, or the run chose `--alloc-engine=tracemalloc`); and a "
+        "[full run](#stale-entries) that finds stale entries exits with code 1. It changes nothing in an update "
+        "run. The flag can only turn strict mode on; `-o alloc_budget_strict=false` turns it off for one run, in "
+        "CI too. See [ci.md](ci.md#strict-mode)."
+    ),
+    "--alloc-update-in-ci": Reference(
+        more="Without it, `--alloc-update` there is a usage error, so that budgets are not recorded by a job whose "
+        "result nobody reviews. See [ci.md](ci.md#ci-detection)."
+    ),
+    "--alloc-prune": Reference(
+        more="Only a full run can tell which entries are [stale](#stale-entries), so on any other run it removes "
+        "nothing, and the summary says so. Without `--alloc-update` it is a usage error."
+    ),
+    "--alloc-json": Reference(
+        "path",
+        "The [JSON report](#json-report) is written at the end of the run, replacing the file; missing directories "
+        "are created. A relative path is relative to the directory pytest was started from.",
+    ),
+    "--alloc-all": Reference(
+        more="Each pytest test function is budgeted as if it had a bare `@pytest.mark.alloc_budget`, and a test's "
+        "own marker still applies. `unittest.TestCase` tests and other items that are not test functions are left "
+        "unmeasured, without a warning. A test that uses the `alloc_budget` fixture keeps its regions, and is not "
+        "measured as a whole. See [usage.md](usage.md#budget-every-test---alloc-all)."
+    ),
+    "--alloc-warmup": Reference(
+        more="The test function runs twice, with the same fixture values, as with the marker's `warmup=True`. It "
+        "applies to the tests `--alloc-all` budgets too; regions of the `alloc_budget` fixture are not warmed up. "
+        "See [usage.md](usage.md#numbers-that-depend-on-what-ran-before)."
+    ),
+    "--alloc-isolate": Reference(
+        more="It applies to every budgeted test: by the marker, by `--alloc-all` or by regions of the fixture. "
+        "See [Isolated tests](#isolated-tests)."
+    ),
+    "alloc_budget_file": Reference("path", "Used when `--alloc-file` is not given."),
+    "alloc_budget_tolerance": Reference(_TOLERANCE, "Used when `--alloc-tolerance` is not given."),
+    "alloc_budget_engine": Reference(_one_of(ENGINES), "Used when `--alloc-engine` is not given."),
+    "alloc_budget_explain": Reference(_one_of(EXPLAIN_MODES), "Used when `--alloc-explain` is not given."),
+    "alloc_budget_all_threads": Reference(more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_all_threads")),
+    "alloc_budget_strict": Reference(
+        _one_of(("true", "false", "auto")),
+        "`auto` is on where a CI environment is detected ([ci.md](ci.md#ci-detection)), off elsewhere. `false` "
+        "keeps it off in CI too, but `--alloc-strict` still turns it on. `1`, `yes`, `on` and `0`, `no`, `off` "
+        "are accepted too; any other value is a usage error.",
+    ),
+    "alloc_budget_json": Reference("path", "Used when `--alloc-json` is not given."),
+    "alloc_budget_warmup": Reference(more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_warmup")),
+    "alloc_budget_isolate": Reference(more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_isolate")),
+    "alloc_budget_all": Reference(
+        more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_all") + " Set it here rather than on the command line: a run "
+        "without it checks none of the entries of the tests it no longer budgets, and finds them stale."
+    ),
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,7 +166,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--alloc-all-threads",
         action="store_true",
         default=False,
-        help="count the allocations of every thread, not only the thread running the test (counter only).",
+        help="with the counter, count the allocations of every thread, not only those of the thread running the "
+        "test (default: ini alloc_budget_all_threads, else off).",
     )
     group.addoption(
         "--alloc-strict",
@@ -78,7 +186,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--alloc-prune",
         action="store_true",
         default=False,
-        help="with --alloc-update on a full run: remove the stale entries of tests that no longer exist.",
+        help="with --alloc-update on a full run: remove the stale entries, those of tests and regions that no "
+        "longer exist or are no longer measured.",
     )
     group.addoption(
         "--alloc-json",
@@ -135,7 +244,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "alloc_budget_json",
-        help="write the JSON report to this path, relative to the rootdir, as for --alloc-json (default: none).",
+        help="write the JSON report to this path, relative to the ini file's directory (the rootdir without one), "
+        "as for --alloc-json (default: none).",
         default="",
     )
     parser.addini(
@@ -162,11 +272,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "alloc_budget_file",
-        help=f"budget file, relative to the ini file's directory (default: {DEFAULT_FILE} at the rootdir).",
+        help=f"budget file, relative to the ini file's directory (the rootdir without one), as for --alloc-file "
+        f"(default: {DEFAULT_FILE} at the rootdir).",
         default="",
     )
     parser.addini(
         "alloc_budget_tolerance",
-        help=f"default tolerance above a budget, as for --alloc-tolerance (default: '{DEFAULT_TOLERANCE}').",
+        help="tolerance above a budget, as for --alloc-tolerance "
+        f"(default: '{DEFAULT_TOLERANCE}' for the byte metrics and '2%, 16' for allocations).",
         default="",
     )

@@ -1,4 +1,4 @@
-"""Regenerate the outputs, the table and the code quotes that the documentation shows, from real runs.
+"""Regenerate the outputs, the tables and the code quotes that the documentation shows, from real runs and code.
 
 Run it by hand, from anywhere, on Python 3.11 with the allocation counter built, after a change to the plugin's
 output or to the example project:
@@ -32,16 +32,25 @@ where NAME is one of:
 * ``quote PATH:NAME,NAME ...``: the top-level functions, classes and assignments of that name in the example
   project's file PATH (relative to ``example_project``), in a ``python`` fence marked ``<!-- fragment -->``, their
   docstrings left out.
+* ``options`` and ``ini keys``: the tables of command-line options and ini keys of docs/reference.md, made from
+  what ``pytest_allocbudget/options.py`` registers: each row is an option's help text, the default its help ends
+  with (``(default: ...)``), and what ``options.REFERENCE`` says of it beyond that. After a change there,
+
+      python docs/examples/generate.py --blocks
+
+  rewrites the blocks alone, without running the examples.
 
 Every pytest run gets the same environment: a minimal set of variables (no CI variable, no ``PYTEST_ADDOPTS`` of
 the caller), ``COLUMNS=120``, ``PYTHONHASHSEED=0``, and ``PYTEST_ADDOPTS`` set to ``ADDOPTS``, so that a command
-shows in the documentation as a reader types it. The outputs are normalised: durations read ``in N.NNs``, the
+shows in the documentation as a reader types it. The outputs are normalised: durations read ``in N.NNs`` (and a
+separator line around one is centred again, so that its width does not depend on how long the run took), the
 temporary directory reads ``example_project``. tests/unit/test_doc_examples.py re-runs the regression example on
 Python 3.11 and compares it with regression.txt, and checks that every generated block is current.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import difflib
 import os
@@ -52,7 +61,9 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
+from typing import Any
 
+from pytest_allocbudget import options
 from pytest_allocbudget.counter import unavailable_reason
 from pytest_allocbudget.store import load
 from pytest_allocbudget.units import format_bytes
@@ -66,6 +77,9 @@ PAGES = (ROOT / "README.md", *sorted(DOCS.glob("*.md")))
 #: The Python version the outputs are made on, and the budget profile the savings table is read from.
 VERSION = (3, 11)
 PROFILE = "cpython-3.11"
+
+#: The terminal width of every run (``COLUMNS``), which pytest pads its separator lines to.
+WIDTH = 120
 
 #: Options for every pytest run, through ``PYTEST_ADDOPTS``: no random test order, the default explanation of a
 #: failure, and no session header (it names the versions of pytest and its plugins).
@@ -87,6 +101,8 @@ COUNTER_TESTS = "tests/test_split.py"
 
 _BLOCK = re.compile(r"(<!-- begin: (?P<name>[^>]+?) -->\n)(?P<body>.*?)(<!-- end -->)", re.DOTALL)
 _DURATION = re.compile(r"\bin \d+\.\d+s(?: \(\d+:\d\d:\d\d\))?")
+#: A separator line with a title, as pytest writes it: ``=== 1 failed, 54 passed in 9.52s ===``.
+_TITLED_SEPARATOR = re.compile(r"^(?P<fill>([=_-])\2*) (?P<title>.+?) (?P=fill)\2?$")
 _ADDRESS = re.compile(r"\b0x[0-9a-f]{6,}\b")
 
 
@@ -97,7 +113,7 @@ def environment() -> dict[str, str]:
     """The environment of every run: only what a run needs, so the caller's settings and CI cannot leak in."""
     env = {name: os.environ[name] for name in ("PATH", "HOME", "TMPDIR") if name in os.environ}
     env.update(
-        COLUMNS="120",
+        COLUMNS=str(WIDTH),
         LINES="40",
         PYTHONHASHSEED="0",
         PYTHONUTF8="1",
@@ -107,6 +123,29 @@ def environment() -> dict[str, str]:
     return env
 
 
+def centred(title: str, fill: str) -> str:
+    """A separator line of ``WIDTH`` columns around ``title``, laid out as pytest lays out its own."""
+    half = fill * max((WIDTH - len(title) - 2) // 2, 1)
+    line = f"{half} {title} {half}"
+    return line + fill if len(line) < WIDTH else line
+
+
+def _duration(line: str) -> str:
+    """``line`` with its duration replaced, and centred again if it is a separator line.
+
+    pytest pads the closing line to the terminal width around the real duration, so ``in 10.52s`` gets one ``=``
+    less than ``in 9.52s``: the padding must be made again for ``N.NNs``, or the output would depend on how long
+    the run took.
+    """
+    replaced = _DURATION.sub("in N.NNs", line)
+    if replaced == line:
+        return line
+    match = _TITLED_SEPARATOR.match(line)
+    if match is None:
+        return replaced
+    return centred(_DURATION.sub("in N.NNs", match.group("title")), match.group(2))
+
+
 def normalise(text: str, project: Path) -> str:
     """Make an output independent of the run: durations, the temporary directory, the interpreter's paths."""
     for path in sorted({str(project), os.path.realpath(project)}, key=len, reverse=True):
@@ -114,9 +153,8 @@ def normalise(text: str, project: Path) -> str:
     paths = sysconfig.get_paths()
     for key, label in (("purelib", "<site-packages>"), ("stdlib", "<stdlib>")):
         text = text.replace(paths[key], label)
-    text = _DURATION.sub("in N.NNs", text)
     text = _ADDRESS.sub("0x...", text)
-    return "".join(line.rstrip() + "\n" for line in text.splitlines())
+    return "".join(_duration(line).rstrip() + "\n" for line in text.splitlines())
 
 
 def run(project: Path, command: str, *args: str, stdin: str | None = None, status: bool = False) -> str:
@@ -132,7 +170,6 @@ def run(project: Path, command: str, *args: str, stdin: str | None = None, statu
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=600,
     )
     shown = f"$ {command}\n" + normalise(result.stdout + result.stderr, project)
     return (shown + f"exit status {result.returncode}\n") if status else shown
@@ -390,6 +427,112 @@ def quote(spec: str) -> str:
     return "\n\n\n".join(parts) + "\n"
 
 
+# ------------------------------------------------------------------------------------------------ option tables
+
+
+class _Registry:
+    """Stands in for pytest's parser and its option group: keeps what ``pytest_addoption`` registers, in order."""
+
+    def __init__(self) -> None:
+        self.options: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+        self.ini: list[tuple[str, dict[str, Any]]] = []
+
+    def getgroup(self, name: str, description: str = "", after: str | None = None) -> _Registry:
+        return self
+
+    def addoption(self, *names: str, **attrs: Any) -> None:
+        self.options.append((names, attrs))
+
+    def addini(self, name: str, help: str, **attrs: Any) -> None:
+        self.ini.append((name, {"help": help, **attrs}))
+
+
+def registered() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The options (by long name) and the ini keys that ``pytest_allocbudget.options`` registers, each with the
+    arguments it was registered with; the help text of an option as ``--help`` prints it (argparse expands ``%%``),
+    and options whose help is suppressed left out."""
+    registry = _Registry()
+    options.pytest_addoption(registry)  # type: ignore[arg-type]
+    found = {}
+    for names, attrs in registry.options:
+        if attrs.get("help") == argparse.SUPPRESS:
+            continue
+        name = next(name for name in names if name.startswith("--"))
+        found[name] = {**attrs, "help": attrs["help"] % attrs}
+    return found, dict(registry.ini)
+
+
+_DEFAULT_CLAUSE = re.compile(r"^(?P<text>.*?)\s*\(default: (?P<default>.+)\)(?P<stop>\.?)$", re.DOTALL)
+#: What a help text names that the reference shows as code: quoted values, options, ini keys, the marker, keyword
+#: arguments and file names.
+_CODE = re.compile(
+    r"(?<![\w`])'(?P<quoted>[^']+)'(?!\w)"
+    r"|(?P<code>@pytest\.mark\.\w+(?:\([^)]*\))?|(?<![\w-])--[a-z][a-z-]*[a-z]|\balloc_budget_[a-z_]*[a-z]\b"
+    r"|\b\w+=(?:True|False|None)\b|\b[\w-]+\.(?:yaml|json)\b)"
+)
+
+
+def _markdown(text: str) -> str:
+    """A help text as a table cell: what it names in code spans, ``|`` escaped."""
+    text = _CODE.sub(lambda match: f"`{match.group('quoted') or match.group('code')}`", text)
+    return text.replace("|", "\\|")
+
+
+def _row(name: str, attrs: dict[str, Any], flag: bool, ini: bool = False) -> str:
+    """One row: the name, its kind of value, the default its help text ends with, then the help text and what
+    ``options.REFERENCE`` adds."""
+    reference = options.REFERENCE.get(name, options.Reference())
+    match = _DEFAULT_CLAUSE.match(attrs["help"])
+    if match is not None:
+        text, default = match.group("text") + match.group("stop"), _markdown(match.group("default"))
+        if ini and re.fullmatch(r"[\w.-]+", default) and default != "none":
+            default = f"`{default}`"  # a value the ini file could hold, such as false or auto
+    else:
+        text = attrs["help"]
+        default = "off" if flag else "`false`" if attrs.get("type") == "bool" else "none"
+    if reference.value:
+        value = reference.value
+    elif flag:
+        value = "flag"
+    elif attrs.get("type") == "bool":
+        value = "bool (`true` or `false`)"
+    else:
+        value = f"`{attrs['metavar']}`" if attrs.get("metavar") else "string"
+    meaning = _markdown(text[:1].upper() + text[1:])
+    if not meaning.endswith("."):
+        meaning += "."
+    if reference.more:
+        meaning += " " + reference.more
+    return f"| `{name}` | {value} | {default} | {meaning} |"
+
+
+def option_table() -> str:
+    """The table of command-line options of docs/reference.md, in the order they are registered."""
+    found, ini = registered()
+    unknown = sorted(set(options.REFERENCE) - set(found) - set(ini))
+    if unknown:
+        raise SystemExit(f"options.REFERENCE describes what pytest_addoption does not register: {unknown}")
+    rows = ["| Option | Type | Default | Meaning |", "|---|---|---|---|"]
+    for name, attrs in found.items():
+        rows.append(_row(name, attrs, flag=attrs.get("action") in ("store_true", "store_false")))
+    return "\n".join(rows) + "\n"
+
+
+def ini_table() -> str:
+    """The table of ini keys of docs/reference.md: each key in the place of the option of the same meaning
+    (``alloc_budget_all_threads`` and ``--alloc-all-threads``), then the keys that have none."""
+    found, ini = registered()
+    order = {name: position for position, name in enumerate(found)}
+
+    def place(key: str) -> int:
+        return order.get("--alloc-" + key.removeprefix("alloc_budget_").replace("_", "-"), len(order))
+
+    rows = ["| Key | Type | Default | Meaning |", "|---|---|---|---|"]
+    for key in sorted(ini, key=place):  # sorted() keeps the registration order of keys in the same place
+        rows.append(_row(key, ini[key], flag=False, ini=True))
+    return "\n".join(rows) + "\n"
+
+
 # ------------------------------------------------------------------------------------------------ pages
 
 
@@ -397,6 +540,10 @@ def render(name: str, read: dict[str, str] | None = None) -> str:
     """What goes between the markers of block ``name``; ``read`` overrides the files under docs/examples."""
     if name.startswith("quote "):
         return "<!-- fragment -->\n```python\n" + quote(name[len("quote ") :]) + "```\n"
+    if name == "options":
+        return option_table()
+    if name == "ini keys":
+        return ini_table()
     if not name.startswith("examples/"):
         raise SystemExit(f"unknown generated block {name!r}")
     filename = name[len("examples/") :]
@@ -417,7 +564,26 @@ def blocks(text: str) -> list[str]:
     return [match.group("name") for match in _BLOCK.finditer(text)]
 
 
+def rewrite_pages() -> None:
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        new = rewrite(text)
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+            print(f"rewrote {page.relative_to(ROOT)}")
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--blocks",
+        action="store_true",
+        help="only rewrite the generated blocks of the pages (after a change to an option, say), from the outputs "
+        "as they are: no example is run, and any Python version will do",
+    )
+    if parser.parse_args().blocks:
+        rewrite_pages()
+        return 0
     if sys.version_info[:2] != VERSION:
         print(f"run this on Python {VERSION[0]}.{VERSION[1]}: the outputs are that version's", file=sys.stderr)
         return 1
@@ -434,12 +600,7 @@ def main() -> int:
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path.relative_to(ROOT)}")
-    for page in PAGES:
-        text = page.read_text(encoding="utf-8")
-        new = rewrite(text)
-        if new != text:
-            page.write_text(new, encoding="utf-8")
-            print(f"rewrote {page.relative_to(ROOT)}")
+    rewrite_pages()
     return 0
 
 

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 import sys
@@ -93,20 +92,6 @@ def _ids(blocks: list[Block]) -> list[str]:
     return [block.name for block in blocks]
 
 
-@pytest.fixture(scope="module")
-def generate() -> ModuleType:
-    """docs/examples/generate.py, imported as a module."""
-    spec = importlib.util.spec_from_file_location("generate_doc_examples", GENERATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    write_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ under docs/
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = write_bytecode
-    return module
-
-
 # ------------------------------------------------------------------------------------------------ python blocks
 
 
@@ -180,6 +165,23 @@ def test_the_regression_output_is_current(generate: ModuleType, tmp_path: Path) 
     )
 
 
+#: The closing line of the regression run as pytest lays it out at 120 columns, for three run times: the width of
+#: the duration moves the padding, by one ``=`` at 10 s and by more from a minute on, where a clock time follows.
+CLOSING_LINES = {
+    "9.5 s": "=" * 45 + " 1 failed, 54 passed in 9.52s " + "=" * 45,
+    "10.5 s": "=" * 44 + " 1 failed, 54 passed in 10.52s " + "=" * 45,
+    "75 s": "=" * 39 + " 1 failed, 54 passed in 75.03s (0:01:15) " + "=" * 40,
+}
+
+
+@pytest.mark.parametrize("duration", CLOSING_LINES)
+def test_the_closing_line_normalises_the_same_whatever_the_run_took(generate: ModuleType, duration: str) -> None:
+    line = CLOSING_LINES[duration]
+    assert len(line) == 120, "each line is as wide as pytest makes it at COLUMNS=120"
+    committed = (EXAMPLES / "regression.txt").read_text(encoding="utf-8").splitlines()[-1] + "\n"
+    assert generate.normalise(line + "\n", ROOT) == committed
+
+
 # ------------------------------------------------------------------------------------------------ shell blocks
 
 
@@ -232,3 +234,14 @@ def test_pytest_commands_use_only_options_that_exist(tester: pytest.Pytester) ->
     unknown = sorted(f"{name}: {option}" for name, option in used if option not in registered)
     assert not unknown, f"shell blocks use options the plugin does not register: {unknown}"
     assert {option for _, option in used} >= {"--alloc-update", "--alloc-tolerance"}, "the parsing found too little"
+
+
+def test_ci_runs_the_suite_as_the_readme_says() -> None:
+    """The README's command for this project's own suite is the one .ci/run runs on Python 3.11."""
+    readme = next(block for block in SHELL if block.page.name == "README.md")
+    suite = [command[3:] for command in _commands(readme) if command[1:3] == ["-m", "pytest"]]
+    suite = [arguments for arguments in suite if "example_project" not in arguments]
+    assert len(suite) == 1, f"the README's first shell block runs the suite once: {suite}"
+    ci = [shlex.split(line, comments=True) for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    runs = [words[3:] for words in ci if words[:3] == ["$env311/bin/python", "-m", "pytest"]]
+    assert suite[0] in runs, f".ci/run does not run {suite[0]}; its pytest runs on 3.11: {runs}"

@@ -2,7 +2,9 @@
 
 The registered options and ini keys are read from a real pytest parser after the plugin's ``pytest_addoption`` has
 run on it, so a new option fails this test until it is documented, and a documented option that was removed fails
-it too.
+it too. The tables of options and ini keys are made by docs/examples/generate.py from the help texts in
+pytest_allocbudget/options.py (test_doc_examples.py checks that they are current); here, that the help texts it
+reads are those ``pytest --help`` prints.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import argparse
 import inspect
 import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from pytest_allocbudget import plugin, settings
 from pytest_allocbudget.metrics import METRICS
+from pytest_allocbudget.options import REFERENCE as WORDS
 from pytest_allocbudget.regions import AllocBudget
 from pytest_allocbudget.units import UNIT_FACTORS
 
@@ -114,6 +118,22 @@ def test_every_option_is_documented_and_no_other(registered: tuple[set[str], set
     options, _ = registered
     assert all(name.startswith("--alloc-") for name in options), options
     assert set(_first_column(reference, "## Command-line options")) == options
+
+
+def test_the_tables_say_what_help_says_and_nothing_of_their_own(
+    generate: ModuleType, registered: tuple[set[str], set[str]], reference: str, tester: pytest.Pytester
+) -> None:
+    """The rows of the tables are made from what the generator reads in options.py; this holds it to ``--help``."""
+    assert {"options", "ini keys"} <= set(generate.blocks(reference)), "reference.md has tables it does not make"
+    options, ini_keys = registered
+    found, ini = generate.registered()
+    assert (set(found), set(ini)) == (options, ini_keys), "the generator reads every option and ini key"
+    result = tester.runpytest("--help")
+    shown = "".join(result.stdout.str().split())  # the help is wrapped where the terminal ends, hyphens or not
+    for name, attrs in (*found.items(), *ini.items()):
+        assert "".join(attrs["help"].split()) in shown, f"{name}: the help the table is made from is not --help's"
+    unknown = set(WORDS) - options - ini_keys
+    assert not unknown, f"options.REFERENCE describes what is not registered: {unknown}"
 
 
 def test_every_ini_key_is_documented_and_no_other(registered: tuple[set[str], set[str]], reference: str) -> None:
