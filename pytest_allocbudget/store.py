@@ -11,9 +11,10 @@ and so that a duplicated key (which plain loading silently resolves to the last 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,29 +197,47 @@ def save(path: Path, budgets: BudgetFile) -> None:
 
 def write_atomically(path: Path, text: str) -> None:
     """A temporary file beside ``path``, flushed to disk, then renamed over it: a reader (or a crash) never sees
-    half a file, and the old file stays whole until the new one is complete."""
+    half a file, and the old file stays whole until the new one is complete.
+
+    The new file gets the mode a plain ``open()`` would give it: an existing file's own mode, else ``0o666`` less
+    the umask.  The temporary file is created with ``0o666`` and the operating system applies the umask, as it
+    does for ``open()``; the umask is never read, because reading it means setting it, for every thread at once.
+    """
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    fd, temp_name = _create_temporary(directory, path.name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        if path.exists():
-            os.chmod(temp_name, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(temp_name, 0o666 & ~_umask())
+        try:
+            mode: int | None = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            mode = None  # a new file: the mode it was created with stands
+        if mode is not None:
+            os.chmod(temp_name, mode)
         os.replace(temp_name, path)
     except BaseException:
         _remove_quietly(temp_name)
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+#: Binary on Windows, where a descriptor otherwise translates newlines; the file must have the same bytes everywhere.
+_TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+def _create_temporary(directory: Path, name: str) -> tuple[int, str]:
+    """A new file ``.<name>.<random>.tmp`` in ``directory``, open for writing, created with mode ``0o666`` (less
+    the umask).  ``tempfile.mkstemp`` would name it the same way, but always creates it with ``0o600``.  O_EXCL
+    makes the name this call's alone; a name that exists already (vanishingly rare) is simply drawn again."""
+    for _ in range(100):
+        temp_name = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(temp_name, _TEMPORARY_FLAGS, 0o666), temp_name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", os.path.join(directory, f".{name}.*.tmp"))
 
 
 def _remove_quietly(name: str) -> None:

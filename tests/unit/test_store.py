@@ -272,6 +272,28 @@ def test_save_new_file_follows_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o640  # 0o666 & ~0o027, not mkstemp's 0o600
 
 
+def test_save_never_touches_the_umask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The umask is the whole process's: setting it, even to read it and put it back, races with every other thread
+    # that creates a file meanwhile.  The new file's mode must still be what the umask gives.
+    def umask(mask: int) -> int:
+        raise AssertionError(f"os.umask({mask:#o}) was called")
+
+    new, existing = tmp_path / "new.yaml", tmp_path / "existing.yaml"
+    existing.write_text("version: 1\n")
+    existing.chmod(0o604)
+    old = os.umask(0o027)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "umask", umask)
+            save(new, budget({("t", None): {"peak": 1}}))
+            save(existing, budget({("t", None): {"peak": 1}}))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o604
+    assert sorted(os.listdir(tmp_path)) == ["existing.yaml", "new.yaml"]  # no temporary file left
+
+
 def _old_file(tmp_path: Path) -> tuple[Path, str]:
     path = tmp_path / "allocbudget.yaml"
     old = dump(budget({("old", None): {"peak": 1}}))
