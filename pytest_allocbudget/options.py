@@ -10,7 +10,7 @@ import argparse
 
 import pytest
 
-from .settings import DEFAULT_FILE, DEFAULT_TOLERANCE
+from .settings import DEFAULT_FILE, DEFAULT_LOCK_TIMEOUT, DEFAULT_TOLERANCE
 
 __all__ = ["ISOLATED_CHILD_OPTION", "pytest_addoption"]
 
@@ -31,6 +31,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         default=None,
         help=f"budget file to read and write (default: ini alloc_budget_file, else {DEFAULT_FILE} at the rootdir).",
+    )
+    group.addoption(
+        "--alloc-lock-timeout",
+        metavar="SECONDS",
+        default=None,
+        help="how long an update run waits for another one that is writing the same budget file before it gives up, "
+        f"with an error (default: ini alloc_budget_lock_timeout, else {DEFAULT_LOCK_TIMEOUT:g}).",
     )
     group.addoption(
         "--alloc-tolerance",
@@ -163,6 +170,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "alloc_budget_file",
         help=f"budget file, relative to the ini file's directory (default: {DEFAULT_FILE} at the rootdir).",
+        default="",
+    )
+    parser.addini(
+        "alloc_budget_lock_timeout",
+        help="seconds an update run waits for another one writing the budget file, as for --alloc-lock-timeout "
+        f"(default: {DEFAULT_LOCK_TIMEOUT:g}).",
         default="",
     )
     parser.addini(

@@ -4,6 +4,10 @@ The file is reviewed like code, so it is written deterministically (sorted keys,
 atomically (a temporary file in the same directory, then ``os.replace``): the same budgets always give the same bytes,
 two changes to different tests merge cleanly, and an interrupted write never leaves half a file.
 
+Writers take turns: an update run changes the file as it is when the run ends, not as it was when the run started
+(see :func:`update`), under a lock that another run writing the same file waits for (see filelock.py), so that two
+runs at once never drop each other's entries.
+
 Reading walks PyYAML's node tree rather than the loaded data so that every error can name the line of the bad key,
 and so that a duplicated key (which plain loading silently resolves to the last one) is caught.
 """
@@ -18,8 +22,9 @@ import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
+from . import filelock
 from .metrics import METRICS
 
 __all__ = [
@@ -32,6 +37,7 @@ __all__ = [
     "load",
     "loads",
     "save",
+    "update",
     "write_atomically",
 ]
 
@@ -193,6 +199,54 @@ def save(path: Path, budgets: BudgetFile) -> None:
         write_atomically(path, text)
     except OSError as error:
         raise BudgetFileError(f"cannot write the budget file {path}: {error.strerror or error}") from error
+
+
+def update(
+    path: Path,
+    change: Callable[[BudgetFile], BudgetFile | None],
+    timeout: float,
+    on_wait: Callable[[], None] | None = None,
+) -> bool:
+    """Change the budget file as it is now; return whether it was written.
+
+    Under the writers' lock (see filelock.py), the file is read again and given to ``change``, and what ``change``
+    returns is written (``None``: nothing to write).  Another update run may have written the file since this one
+    read it at its start: its entries are in what ``change`` receives, and no writer can replace the file between
+    this read and this write.  A file that can no longer be read (edited by hand meanwhile) is left as it is.
+
+    ``timeout`` and ``on_wait`` are :func:`filelock.exclusive`'s.  Every failure is a :class:`BudgetFileError`
+    naming the file; the file is then not changed.
+    """
+    lock = filelock.lock_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BudgetFileError(f"cannot write the budget file {path}: {error.strerror or error}") from error
+    try:
+        with filelock.exclusive(lock, timeout, on_wait):
+            try:
+                current = load(path)
+            except BudgetFileError as error:
+                raise BudgetFileError(
+                    f"cannot write the budget file {path}: it changed on disk during this run and can no longer be "
+                    f"read, so it was left as it is: {error}\nFix the file by hand or restore it from version "
+                    "control, then record again."
+                ) from None
+            new = change(current)
+            if new is None:
+                return False
+            save(path, new)
+            return True
+    except filelock.LockTimeout:
+        raise BudgetFileError(
+            f"cannot write the budget file {path}: another process is writing it (it holds the lock {lock}), and "
+            f"still was after {timeout:g} s, so this run's changes were not written. Record again when it has "
+            "finished, or wait longer with --alloc-lock-timeout."
+        ) from None
+    except OSError as error:
+        raise BudgetFileError(
+            f"cannot write the budget file {path}: cannot lock it with {lock}: {error.strerror or error}"
+        ) from error
 
 
 def write_atomically(path: Path, text: str) -> None:
