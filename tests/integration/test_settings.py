@@ -185,6 +185,17 @@ def test_alloc_file_option_is_relative_to_the_invocation_directory(
             "got 'heaptrack'",
         ),
         ("", ["--alloc-tolerance", "allocations: 4 KiB"], "ERROR: --alloc-tolerance = *allocations: *count*"),
+        (
+            "",
+            ["--alloc-lock-timeout=soon"],
+            "ERROR: --alloc-lock-timeout: expected a number of seconds >= 0, got 'soon'",
+        ),
+        (
+            "alloc_budget_lock_timeout = -1\n",
+            [],
+            "ERROR: ini option alloc_budget_lock_timeout in */pytest.ini: expected a number of seconds >= 0, got '-1'",
+        ),
+        ("", ["--alloc-lock-timeout=inf"], "ERROR: --alloc-lock-timeout: expected a number of seconds >= 0, got 'inf'"),
     ],
     ids=[
         "ini",
@@ -197,6 +208,9 @@ def test_alloc_file_option_is_relative_to_the_invocation_directory(
         "engine",
         "engine-ini",
         "count-tolerance-unit",
+        "lock-timeout",
+        "lock-timeout-ini",
+        "lock-timeout-infinite",
     ],
 )
 def test_bad_setting_is_a_usage_error_naming_its_source(
