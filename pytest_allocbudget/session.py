@@ -152,17 +152,16 @@ class BudgetSession:
         """
         if not self.update:
             return
+        self.merged = MergeResult(self.budgets)  # no changes, until the file as it is now says otherwise
         if not any(self.pending.values()) and not prune:
-            self.merged = MergeResult(self.budgets)  # nothing to change: the file is neither locked nor read again
-            return
+            return  # nothing to change: the file is neither locked nor read again
 
         def change(current: BudgetFile) -> BudgetFile | None:
             self.merged = merge(current, self.profile, self.pending, self.pending_tolerances, prune)
             return self.merged.budgets if self.merged.modified else None
 
         self.written = store.update(self.path, change, self.lock_timeout, on_wait)
-        if self.merged is not None:
-            self.pruned = list(self.merged.pruned)
+        self.pruned = list(self.merged.pruned)
 
     def change_counts(self) -> dict[Change, int]:
         if self.merged is None:
