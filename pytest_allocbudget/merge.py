@@ -6,13 +6,18 @@ Rules that keep the budget file trustworthy:
   collected, other profiles) is carried over untouched;
 * a recorded value is rewritten only when the new measurement moved beyond the tolerance, in either direction,
   so re-recording on another machine does not churn the file with noise;
-* a metric that was recorded but not measured this time is kept.
+* a metric that was recorded but not measured this time is kept;
+* an entry is removed only when the run found it stale (``prune``), and only if it is still there.
+
+An update run merges onto the file as it is when the run writes (read again under the writers' lock), not onto
+the copy it read at its start: so entries written meanwhile by another run are kept, on an entry both measured the
+tolerance rule compares this run's values with the other run's, and the changes counted are those this write makes.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from .metrics import METRICS
@@ -32,13 +37,14 @@ class Change(enum.Enum):
 class MergeResult:
     budgets: BudgetFile
     changes: dict[EntryKey, Change] = field(default_factory=dict)
+    pruned: list[EntryKey] = field(default_factory=list)  # the stale entries removed, sorted
 
     def count(self, change: Change) -> int:
         return sum(1 for value in self.changes.values() if value is change)
 
     @property
     def modified(self) -> bool:
-        return any(change is not Change.UNCHANGED for change in self.changes.values())
+        return bool(self.pruned) or any(change is not Change.UNCHANGED for change in self.changes.values())
 
 
 def merge_entry(
@@ -65,9 +71,11 @@ def merge(
     profile: str,
     measured: Mapping[EntryKey, Mapping[str, int]],
     tolerances: Mapping[EntryKey, Mapping[str, Tolerance]],
+    prune: Collection[EntryKey] = (),
 ) -> MergeResult:
-    """Fold ``measured`` (one run, one profile) into ``budgets``; the input is not modified."""
-    if not measured:
+    """Fold ``measured`` (one run, one profile) into ``budgets`` and remove the entries of ``prune`` that
+    ``budgets`` holds and ``measured`` does not; the input is not modified."""
+    if not measured and not prune:
         return MergeResult(budgets)
     profiles = {name: dict(entries) for name, entries in budgets.profiles.items()}
     entries = profiles.setdefault(profile, {})
@@ -78,4 +86,8 @@ def merge(
         new, change = merge_entry(entries.get(key), values, tolerances.get(key, {}))
         entries[key] = new
         result.changes[key] = change
+    for key in sorted(prune, key=lambda k: (k[0], k[1] or "")):
+        if key in entries and key not in measured:
+            del entries[key]
+            result.pruned.append(key)
     return result

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from .settings import DEFAULT_FILE, DEFAULT_TOLERANCE, ENGINES, EXPLAIN_MODES
+from .settings import DEFAULT_FILE, DEFAULT_LOCK_TIMEOUT, DEFAULT_TOLERANCE, ENGINES, EXPLAIN_MODES
 
 __all__ = ["ISOLATED_CHILD_OPTION", "REFERENCE", "Reference", "pytest_addoption"]
 
@@ -50,6 +50,12 @@ REFERENCE: dict[str, Reference] = {
         "limits still do."
     ),
     "--alloc-file": Reference("path", "A relative path is relative to the directory pytest was started from."),
+    "--alloc-lock-timeout": Reference(
+        "seconds (a number >= 0)",
+        "It applies while another update run writes the same file (see [Two runs at once](#two-runs-at-once)); "
+        "the file is then left as it is. `0` tries once and does not wait. A "
+        "check run never waits.",
+    ),
     "--alloc-tolerance": Reference(_TOLERANCE, "It replaces the ini setting and the default as a whole."),
     "--alloc-explain": Reference(
         _one_of(EXPLAIN_MODES),
@@ -105,6 +111,7 @@ REFERENCE: dict[str, Reference] = {
         "See [Isolated tests](#isolated-tests)."
     ),
     "alloc_budget_file": Reference("path", "Used when `--alloc-file` is not given."),
+    "alloc_budget_lock_timeout": Reference("seconds (a number >= 0)", "Used when `--alloc-lock-timeout` is not given."),
     "alloc_budget_tolerance": Reference(_TOLERANCE, "Used when `--alloc-tolerance` is not given."),
     "alloc_budget_engine": Reference(_one_of(ENGINES), "Used when `--alloc-engine` is not given."),
     "alloc_budget_explain": Reference(_one_of(EXPLAIN_MODES), "Used when `--alloc-explain` is not given."),
@@ -138,6 +145,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         default=None,
         help=f"budget file to read and write (default: ini alloc_budget_file, else {DEFAULT_FILE} at the rootdir).",
+    )
+    group.addoption(
+        "--alloc-lock-timeout",
+        metavar="SECONDS",
+        default=None,
+        help="how long an update run waits for another one that is writing the same budget file before it gives up, "
+        f"with an error (default: ini alloc_budget_lock_timeout, else {DEFAULT_LOCK_TIMEOUT:g}).",
     )
     group.addoption(
         "--alloc-tolerance",
@@ -274,6 +288,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "alloc_budget_file",
         help=f"budget file, relative to the ini file's directory (the rootdir without one), as for --alloc-file "
         f"(default: {DEFAULT_FILE} at the rootdir).",
+        default="",
+    )
+    parser.addini(
+        "alloc_budget_lock_timeout",
+        help="seconds an update run waits for another one writing the budget file, as for --alloc-lock-timeout "
+        f"(default: {DEFAULT_LOCK_TIMEOUT:g}).",
         default="",
     )
     parser.addini(

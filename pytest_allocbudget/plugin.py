@@ -168,6 +168,7 @@ class AllocBudgetPlugin:
                 tolerances=self.settings.tolerances,
                 rootdir=self.config.rootpath,
                 strict=self.settings.strict,
+                lock_timeout=self.settings.lock_timeout,
                 unmeasurable=self.counter_missing
                 or (None if self.use_counter else "this run measures with tracemalloc (--alloc-engine=tracemalloc)"),
             )
@@ -515,7 +516,7 @@ class AllocBudgetPlugin:
 
         prune = self.stale if self.config.getoption("--alloc-prune") and self.stale else []
         try:
-            self.session.finish(prune)
+            self.session.finish(prune, on_wait=self.waiting_for_lock)
         except BudgetFileError as error:
             self.write_error = str(error)
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
@@ -529,6 +530,21 @@ class AllocBudgetPlugin:
         self.write_reports()
         if self.report_errors:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+    def waiting_for_lock(self) -> None:
+        """Another run is writing the budget file: said at once (the run would seem to hang) and in the summary."""
+        from .filelock import lock_path
+
+        path = _show(self.settings.path, self.config.rootpath)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"allocation budgets: waiting up to {self.settings.lock_timeout:g} s for another run writing {path} "
+                f"(it holds {lock_path(self.settings.path)})",
+                yellow=True,
+            )
+            reporter.flush()
+        self.notes.append(f"waited for another run writing {path}; this run's changes were merged into what it wrote")
 
     def write_reports(self) -> None:
         """The JSON report and the GitHub step summary, when asked for."""

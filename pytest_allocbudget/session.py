@@ -1,12 +1,16 @@
 """Per-run state: the budgets read at the start, the verdicts of the tests, the updates buffered for the end.
 
 One object owns all of it, so there is a single reader of the budget file (at session start) and a single writer
-(at session end, in update mode only).  A check run never writes.
+(at session end, in update mode only).  A check run never writes, and never takes the writers' lock.
+
+The budgets read at the start are what the tests are judged against; the write at the end does not start from
+them but from the file as it is then, read again under the writers' lock, since another update run may have written
+it meanwhile: only this run's own changes (what it measured, the stale entries it found) are applied to that.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,7 +19,7 @@ from .explain import Explanation
 from .measure import Explain, Measurement
 from .merge import Change, MergeResult, merge
 from .report import failure_text, missing_text, unmeasurable_text
-from .settings import MarkerPlan
+from .settings import DEFAULT_LOCK_TIMEOUT, MarkerPlan
 from .store import BudgetFile, EntryKey, Values
 from .tolerance import Tolerance
 from .transport import WorkerResults
@@ -51,6 +55,7 @@ class BudgetSession:
     unmeasurable: str | None = None  # why recorded count metrics cannot be measured in this run, if they cannot
     passed_keys: dict[str, set[str | None]] = field(default_factory=dict)  # what each passing test measured
     pruned: list[EntryKey] = field(default_factory=list)
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds to wait for another run writing the file
     judged: dict[str, list[EntryKey]] = field(default_factory=dict)  # the entries judged for each test
 
     @property
@@ -153,21 +158,25 @@ class BudgetSession:
             passed_regions={nodeid: sorted(k or "" for k in keys) for nodeid, keys in self.passed_keys.items()},
         )
 
-    def finish(self, prune: Sequence[EntryKey] = ()) -> None:
-        """Update mode: fold this run's measurements into the budgets, drop ``prune``, and write the file once,
-        if anything changed."""
+    def finish(self, prune: Sequence[EntryKey] = (), on_wait: Callable[[], None] | None = None) -> None:
+        """Update mode: apply this run's measurements and the removal of ``prune`` to the budget file as it is now,
+        and write it once, if that changes anything.
+
+        Raises :class:`store.BudgetFileError` when the file cannot be locked, read again or written; ``on_wait`` is
+        called once if another run holds the writers' lock (see :func:`store.update`).
+        """
         if not self.update:
             return
-        self.merged = merge(self.budgets, self.profile, self.pending, self.pending_tolerances)
-        budgets = self.merged.budgets
-        for key in prune:
-            entries = budgets.profiles.get(self.profile)
-            if entries is not None and key in entries and key not in self.pending:
-                del entries[key]
-                self.pruned.append(key)
-        if self.merged.modified or self.pruned:
-            store.save(self.path, budgets)
-            self.written = True
+        self.merged = MergeResult(self.budgets)  # no changes, until the file as it is now says otherwise
+        if not any(self.pending.values()) and not prune:
+            return  # nothing to change: the file is neither locked nor read again
+
+        def change(current: BudgetFile) -> BudgetFile | None:
+            self.merged = merge(current, self.profile, self.pending, self.pending_tolerances, prune)
+            return self.merged.budgets if self.merged.modified else None
+
+        self.written = store.update(self.path, change, self.lock_timeout, on_wait)
+        self.pruned = list(self.merged.pruned)
 
     def change_counts(self) -> dict[Change, int]:
         if self.merged is None:

@@ -5,6 +5,7 @@ Precedence, highest first: the marker on the test, the command line, the ini fil
 
 from __future__ import annotations
 
+import math
 import sys
 import sysconfig
 from collections.abc import Iterable, Mapping
@@ -18,6 +19,7 @@ from .units import parse_size
 
 __all__ = [
     "DEFAULT_FILE",
+    "DEFAULT_LOCK_TIMEOUT",
     "MARKER",
     "MarkerPlan",
     "RunSettings",
@@ -32,6 +34,9 @@ __all__ = [
 MARKER = "alloc_budget"
 DEFAULT_FILE = "allocbudget.yaml"
 DEFAULT_TOLERANCE = "2%, 4 KiB"
+#: How long an update run waits, in seconds, for another one writing the same budget file: far longer than a write
+#: takes (milliseconds), short enough that a run stuck behind a hung one still ends, with an error.
+DEFAULT_LOCK_TIMEOUT = 60.0
 MARKER_HELP = (
     f"{MARKER}(enabled=True, *, peak=None, retained=None, allocations=None, allocated=None, tolerance=None, "
     "warmup=None, isolate=None): measure this test's allocations and hold them to the budget recorded in the "
@@ -197,6 +202,7 @@ class RunSettings:
     json_path: Path | None
     warmup: bool = False
     isolate: bool = False
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds an update run waits for another writer of the file
 
 
 #: rerun: a failing marker-budgeted test runs again to find its lines; trace: tracemalloc runs in every window
@@ -235,6 +241,8 @@ def resolve_run_settings(
     engine, source = pick("--alloc-engine", "alloc_budget_engine", "auto")
     if engine not in ENGINES:
         raise SettingsError(f"{source}: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    text, source = pick("--alloc-lock-timeout", "alloc_budget_lock_timeout", str(DEFAULT_LOCK_TIMEOUT))
+    lock_timeout = _seconds(text, source)
     path = resolve_path(option("--alloc-file"), ini("alloc_budget_file"), inipath, rootdir, invocation)
     all_threads = bool(option("--alloc-all-threads") or ini("alloc_budget_all_threads"))
     json_option, json_ini = option("--alloc-json"), ini("alloc_budget_json")
@@ -251,7 +259,19 @@ def resolve_run_settings(
         json_path=json_path,
         warmup=bool(option("--alloc-warmup") or ini("alloc_budget_warmup")),
         isolate=bool(option("--alloc-isolate") or ini("alloc_budget_isolate")),
+        lock_timeout=lock_timeout,
     )
+
+
+def _seconds(text: str, source: str) -> float:
+    """A wait in seconds: a finite number >= 0 (0: do not wait)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise SettingsError(f"{source}: expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def resolve_plan(plan: MarkerPlan, run: RunSettings) -> MarkerPlan:

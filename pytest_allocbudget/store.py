@@ -4,6 +4,10 @@ The file is reviewed like code, so it is written deterministically (sorted keys,
 atomically (a temporary file in the same directory, then ``os.replace``): the same budgets always give the same bytes,
 two changes to different tests merge cleanly, and an interrupted write never leaves half a file.
 
+Writers take turns: an update run changes the file as it is when the run ends, not as it was when the run started
+(see :func:`update`), under a lock that another run writing the same file waits for (see filelock.py), so that two
+runs at once never drop each other's entries.
+
 Reading walks PyYAML's node tree rather than the loaded data so that every error can name the line of the bad key,
 and so that a duplicated key (which plain loading silently resolves to the last one) is caught.
 """
@@ -11,14 +15,16 @@ and so that a duplicated key (which plain loading silently resolves to the last 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
+from . import filelock
 from .metrics import METRICS
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "load",
     "loads",
     "save",
+    "update",
     "write_atomically",
 ]
 
@@ -194,31 +201,97 @@ def save(path: Path, budgets: BudgetFile) -> None:
         raise BudgetFileError(f"cannot write the budget file {path}: {error.strerror or error}") from error
 
 
+def update(
+    path: Path,
+    change: Callable[[BudgetFile], BudgetFile | None],
+    timeout: float,
+    on_wait: Callable[[], None] | None = None,
+) -> bool:
+    """Change the budget file as it is now; return whether it was written.
+
+    Under the writers' lock (see filelock.py), the file is read again and given to ``change``, and what ``change``
+    returns is written (``None``: nothing to write).  Another update run may have written the file since this one
+    read it at its start: its entries are in what ``change`` receives, and no writer can replace the file between
+    this read and this write.  A file that can no longer be read (edited by hand meanwhile) is left as it is.
+
+    ``timeout`` and ``on_wait`` are :func:`filelock.exclusive`'s.  Every failure is a :class:`BudgetFileError`
+    naming the file; the file is then not changed.
+    """
+    lock = filelock.lock_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BudgetFileError(f"cannot write the budget file {path}: {error.strerror or error}") from error
+    try:
+        with filelock.exclusive(lock, timeout, on_wait):
+            try:
+                current = load(path)
+            except BudgetFileError as error:
+                raise BudgetFileError(
+                    f"cannot write the budget file {path}: it changed on disk during this run and can no longer be "
+                    f"read, so it was left as it is: {error}\nFix the file by hand or restore it from version "
+                    "control, then record again."
+                ) from None
+            new = change(current)
+            if new is None:
+                return False
+            save(path, new)
+            return True
+    except filelock.LockTimeout:
+        raise BudgetFileError(
+            f"cannot write the budget file {path}: another process is writing it (it holds the lock {lock}), and "
+            f"still was after {timeout:g} s, so this run's changes were not written. Record again when it has "
+            "finished, or wait longer with --alloc-lock-timeout."
+        ) from None
+    except OSError as error:
+        raise BudgetFileError(
+            f"cannot write the budget file {path}: cannot lock it with {lock}: {error.strerror or error}"
+        ) from error
+
+
 def write_atomically(path: Path, text: str) -> None:
     """A temporary file beside ``path``, flushed to disk, then renamed over it: a reader (or a crash) never sees
-    half a file, and the old file stays whole until the new one is complete."""
+    half a file, and the old file stays whole until the new one is complete.
+
+    The new file gets the mode a plain ``open()`` would give it: an existing file's own mode, else ``0o666`` less
+    the umask.  The temporary file is created with ``0o666`` and the operating system applies the umask, as it
+    does for ``open()``; the umask is never read, because reading it means setting it, for every thread at once.
+    """
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    fd, temp_name = _create_temporary(directory, path.name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        if path.exists():
-            os.chmod(temp_name, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(temp_name, 0o666 & ~_umask())
+        try:
+            mode: int | None = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            mode = None  # a new file: the mode it was created with stands
+        if mode is not None:
+            os.chmod(temp_name, mode)
         os.replace(temp_name, path)
     except BaseException:
         _remove_quietly(temp_name)
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+#: Binary on Windows, where a descriptor otherwise translates newlines; the file must have the same bytes everywhere.
+_TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+def _create_temporary(directory: Path, name: str) -> tuple[int, str]:
+    """A new file ``.<name>.<random>.tmp`` in ``directory``, open for writing, created with mode ``0o666`` (less
+    the umask).  ``tempfile.mkstemp`` would name it the same way, but always creates it with ``0o600``.  O_EXCL
+    makes the name this call's alone; a name that exists already (vanishingly rare) is simply drawn again."""
+    for _ in range(100):
+        temp_name = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(temp_name, _TEMPORARY_FLAGS, 0o666), temp_name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", os.path.join(directory, f".{name}.*.tmp"))
 
 
 def _remove_quietly(name: str) -> None:

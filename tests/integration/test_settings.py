@@ -195,6 +195,17 @@ def test_alloc_file_option_is_relative_to_the_invocation_directory(
             [],
             "ERROR: ini option alloc_budget_tolerance in */pytest.ini = *: retained is given twice*",
         ),
+        (
+            "",
+            ["--alloc-lock-timeout=soon"],
+            "ERROR: --alloc-lock-timeout: expected a number of seconds >= 0, got 'soon'",
+        ),
+        (
+            "alloc_budget_lock_timeout = -1\n",
+            [],
+            "ERROR: ini option alloc_budget_lock_timeout in */pytest.ini: expected a number of seconds >= 0, got '-1'",
+        ),
+        ("", ["--alloc-lock-timeout=inf"], "ERROR: --alloc-lock-timeout: expected a number of seconds >= 0, got 'inf'"),
     ],
     ids=[
         "ini",
@@ -209,6 +220,9 @@ def test_alloc_file_option_is_relative_to_the_invocation_directory(
         "count-tolerance-unit",
         "option-metric-twice",
         "ini-metric-twice",
+        "lock-timeout",
+        "lock-timeout-ini",
+        "lock-timeout-infinite",
     ],
 )
 def test_bad_setting_is_a_usage_error_naming_its_source(

@@ -239,3 +239,63 @@ def test_merge_unchanged_measurements_change_nothing(budgets: BudgetFile, profil
     result = merge(budgets, profile, measured, {})
     assert result.budgets.profile(profile) == budgets.profile(profile)
     assert not result.modified
+
+
+# ------------------------------------------------------------------------------------------------ onto the current file
+
+key_sets = st.frozensets(keys, max_size=6)
+
+
+@given(budget_files, st.sampled_from([PROFILE, OTHER]), profile_entries, tolerance_maps, key_sets)
+def test_merge_onto_the_current_file_changes_only_this_runs_entries(
+    current: BudgetFile,
+    profile: str,
+    measured: dict[tuple[str, str | None], dict[str, int]],
+    tolerances: dict[tuple[str, str | None], dict[str, Tolerance]],
+    prune: frozenset[tuple[str, str | None]],
+) -> None:
+    # ``current`` is whatever the file holds when this run writes: what other runs wrote since this one started
+    # included.  Only what this run measured and the stale entries it found may differ from it.
+    snapshot = copy.deepcopy(current)
+    result = merge(current, profile, measured, tolerances, prune)
+    assert current == snapshot
+    before, after = snapshot.profile(profile), result.budgets.profile(profile)
+    removed = {key for key in prune if key in before and key not in measured}
+    assert result.pruned == sorted(removed, key=lambda k: (k[0], k[1] or ""))
+    # entries this run did not measure are the current file's, untouched, unless this run found them stale
+    for key, values in before.items():
+        if key not in measured and key not in removed:
+            assert after[key] == values
+    # everything this run measured is there; a stale entry no longer in the file is not brought back
+    assert set(after) == (set(before) - removed) | set(measured)
+    for key, values in measured.items():
+        assert (result.changes[key] is Change.CREATED) == (key not in before)
+        # a metric the file did not have for it takes this run's value (the others follow the tolerance rule)
+        new_metrics = {metric: value for metric, value in values.items() if metric not in before.get(key, {})}
+        assert {metric: after[key][metric] for metric in new_metrics} == new_metrics
+    for name, entries in snapshot.profiles.items():
+        if name != profile:
+            assert result.budgets.profiles[name] == entries
+    assert result.modified == (bool(removed) or any(c is not Change.UNCHANGED for c in result.changes.values()))
+
+
+@given(budget_files, profile_entries, profile_entries, tolerance_maps, key_sets)
+def test_a_second_writer_keeps_what_the_first_one_wrote(
+    start: BudgetFile,
+    first: dict[tuple[str, str | None], dict[str, int]],
+    second: dict[tuple[str, str | None], dict[str, int]],
+    tolerances: dict[tuple[str, str | None], dict[str, Tolerance]],
+    prune: frozenset[tuple[str, str | None]],
+) -> None:
+    # Two runs started from the same file; the first writes, then the second merges onto what the first wrote.
+    written = merge(start, PROFILE, first, tolerances).budgets
+    final = merge(written, PROFILE, second, tolerances, prune).budgets.profile(PROFILE)
+    for key, values in written.profile(PROFILE).items():
+        if key not in second and key not in prune:
+            assert final[key] == values  # the first writer's entries, its new values included
+    for key, values in second.items():
+        assert key in final
+        if key not in written.profile(PROFILE):
+            assert final[key] == values
+    for key in first:
+        assert key in final or (key in prune and key not in second)

@@ -17,6 +17,7 @@ from pytest_allocbudget import settings
 from pytest_allocbudget.metrics import METRICS
 from pytest_allocbudget.settings import (
     DEFAULT_FILE,
+    DEFAULT_LOCK_TIMEOUT,
     MARKER,
     MarkerPlan,
     RunSettings,
@@ -26,6 +27,7 @@ from pytest_allocbudget.settings import (
     profile_name,
     resolve_path,
     resolve_plan,
+    resolve_run_settings,
 )
 from pytest_allocbudget.tolerance import Tolerance
 
@@ -329,3 +331,17 @@ def test_resolve_plan_marker_wins_over_the_run(run_warmup: bool, run_isolate: bo
     assert plan.limits == {"peak": 1}
     assert plan.warmup is (run_warmup if marker is None else marker)
     assert plan.isolate is (run_isolate if marker is None else marker)
+
+
+@pytest.mark.parametrize(
+    ("option", "ini", "expected"),
+    [(None, "", DEFAULT_LOCK_TIMEOUT), (None, "2.5", 2.5), ("0", "2.5", 0.0), ("90", "", 90.0)],
+)
+def test_lock_timeout_option_then_ini_then_default(
+    tmp_path: Path, option: str | None, ini: str, expected: float
+) -> None:
+    options = {"--alloc-lock-timeout": option}
+    ini_keys = {"alloc_budget_lock_timeout": ini}
+    run = resolve_run_settings(options.get, lambda key: ini_keys.get(key, ""), None, tmp_path, tmp_path)
+    assert run.lock_timeout == expected
+    assert DEFAULT_LOCK_TIMEOUT == 60

@@ -13,9 +13,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_allocbudget import store
+from pytest_allocbudget import filelock, store
 from pytest_allocbudget.metrics import METRICS
-from pytest_allocbudget.store import HEADER, BudgetFile, BudgetFileError, dump, load, loads, save
+from pytest_allocbudget.store import HEADER, BudgetFile, BudgetFileError, dump, load, loads, save, update
 
 SOURCE = "budgets.yaml"
 
@@ -272,6 +272,28 @@ def test_save_new_file_follows_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o640  # 0o666 & ~0o027, not mkstemp's 0o600
 
 
+def test_save_never_touches_the_umask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The umask is the whole process's: setting it, even to read it and put it back, races with every other thread
+    # that creates a file meanwhile.  The new file's mode must still be what the umask gives.
+    def umask(mask: int) -> int:
+        raise AssertionError(f"os.umask({mask:#o}) was called")
+
+    new, existing = tmp_path / "new.yaml", tmp_path / "existing.yaml"
+    existing.write_text("version: 1\n")
+    existing.chmod(0o604)
+    old = os.umask(0o027)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "umask", umask)
+            save(new, budget({("t", None): {"peak": 1}}))
+            save(existing, budget({("t", None): {"peak": 1}}))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o604
+    assert sorted(os.listdir(tmp_path)) == ["existing.yaml", "new.yaml"]  # no temporary file left
+
+
 def _old_file(tmp_path: Path) -> tuple[Path, str]:
     path = tmp_path / "allocbudget.yaml"
     old = dump(budget({("old", None): {"peak": 1}}))
@@ -386,6 +408,90 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(BudgetFileError) as info:
         load(path)
     assert str(info.value).startswith(f"{path}:1 at version: unsupported version 2")
+
+
+# ------------------------------------------------------------------------------------------------ update
+
+
+def test_update_gives_the_file_as_it_is_now_and_writes_what_comes_back(tmp_path: Path) -> None:
+    path = tmp_path / "allocbudget.yaml"
+    save(path, budget({("theirs", None): {"peak": 1}}))
+    seen: list[BudgetFile] = []
+
+    def change(current: BudgetFile) -> BudgetFile:
+        seen.append(current)
+        return budget({**current.profile("cpython-3.11"), ("mine", None): {"peak": 2}})
+
+    assert update(path, change, 0) is True
+    assert seen == [budget({("theirs", None): {"peak": 1}})]
+    assert load(path) == budget({("theirs", None): {"peak": 1}, ("mine", None): {"peak": 2}})
+
+
+def test_update_with_nothing_to_write_leaves_the_file_alone(tmp_path: Path) -> None:
+    path, old = _old_file(tmp_path)
+    stamp = 1_000_000_000 * 10**9
+    os.utime(path, ns=(stamp, stamp))
+    assert update(path, lambda current: None, 0) is False
+    assert path.read_text(encoding="utf-8") == old
+    assert path.stat().st_mtime_ns == stamp
+
+
+def test_update_creates_a_missing_file_and_its_directory(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "allocbudget.yaml"
+    assert update(path, lambda current: budget({("t", None): {"peak": 1}}), 0) is True
+    assert load(path) == budget({("t", None): {"peak": 1}})
+    assert sorted(os.listdir(path.parent)) == [".allocbudget.yaml.lock", "allocbudget.yaml"]
+
+
+def test_update_refuses_a_file_that_can_no_longer_be_read(tmp_path: Path) -> None:
+    path = tmp_path / "allocbudget.yaml"
+    path.write_text("version: 1\nprofiles: [\n", encoding="utf-8")
+
+    def change(current: BudgetFile) -> BudgetFile:
+        raise AssertionError("called with a file that cannot be read")
+
+    with pytest.raises(BudgetFileError) as info:
+        update(path, change, 0)
+    message = str(info.value)
+    assert message.startswith(
+        f"cannot write the budget file {path}: it changed on disk during this run and can no longer be read, so it "
+        f"was left as it is: {path}:"
+    )
+    assert "not valid YAML" in message
+    assert path.read_text(encoding="utf-8") == "version: 1\nprofiles: [\n"
+
+
+def test_update_gives_up_when_another_writer_holds_the_lock(tmp_path: Path) -> None:
+    path, old = _old_file(tmp_path)
+    lock = tmp_path / ".allocbudget.yaml.lock"
+    with filelock.exclusive(lock, 0), pytest.raises(BudgetFileError) as info:
+        update(path, lambda current: BudgetFile(), 0)
+    assert str(info.value) == (
+        f"cannot write the budget file {path}: another process is writing it (it holds the lock {lock}), and still "
+        "was after 0 s, so this run's changes were not written. Record again when it has finished, or wait longer "
+        "with --alloc-lock-timeout."
+    )
+    assert path.read_text(encoding="utf-8") == old
+
+
+def test_update_under_a_regular_file_names_the_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    path = blocker / "allocbudget.yaml"
+    with pytest.raises(BudgetFileError) as info:
+        update(path, lambda current: BudgetFile(), 0)
+    assert str(info.value).startswith(f"cannot write the budget file {path}: ")
+
+
+def test_update_where_the_lock_cannot_be_created_names_the_path_and_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "allocbudget.yaml"
+    (tmp_path / ".allocbudget.yaml.lock").mkdir()  # a directory cannot be opened for writing
+    with pytest.raises(BudgetFileError) as info:
+        update(path, lambda current: BudgetFile(), 0)
+    assert str(info.value).startswith(
+        f"cannot write the budget file {path}: cannot lock it with {tmp_path / '.allocbudget.yaml.lock'}: "
+    )
+    assert not path.exists()
 
 
 # ------------------------------------------------------------------------------------------------ loads: accepted
