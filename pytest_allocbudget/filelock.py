@@ -11,9 +11,11 @@ killed process, and every later run would then have to guess whether its owner i
 
 Why a file of its own, ``.<name>.lock`` beside the budget file, rather than the budget file itself: the budget file
 is replaced by a rename, so a lock on it would be held on a file that no longer has the name; a writer that opened
-the new file would not see it (and Windows refuses to replace a locked file).  The lock file is never renamed and
-never removed: removing it would bring the same problem back, for a writer waiting on the removed file.  It stays
-empty, and it is created by update runs only.
+the new file would not see it (and Windows refuses to replace a locked file).  On POSIX the holder removes the lock
+file before it lets go, so that an update run leaves nothing behind in the project's tree.  A writer that was
+waiting on the removed file then holds a lock on a file that no longer has the name, so after every acquisition it
+checks that the name still leads to the file it locked, and starts again with the new one otherwise.  Windows
+cannot remove a file that is open, so there the empty lock file stays (it is created by update runs only).
 
 Why ``flock`` rather than ``fcntl.lockf``: ``lockf`` locks belong to the process, so a second lock in the same
 process succeeds instead of waiting, and closing any descriptor of the file drops them; ``flock`` locks belong to
@@ -61,25 +63,30 @@ def exclusive(path: Path, timeout: float, on_wait: Callable[[], None] | None = N
     seconds have passed, when :class:`LockTimeout` is raised; ``timeout=0`` tries once.  Raises ``OSError`` when
     the lock file cannot be opened or created.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        deadline = time.monotonic() + timeout
-        pause = 0.001
-        waiting = False
-        while not _try_lock(fd):
-            if time.monotonic() >= deadline:
-                raise LockTimeout(path, timeout)
-            if not waiting and on_wait is not None:
-                on_wait()
-            waiting = True
-            time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-            pause = min(pause * 2, _MAX_PAUSE)
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    waiting = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            yield
+            while not _try_lock(fd):
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(path, timeout)
+                if not waiting and on_wait is not None:
+                    on_wait()
+                waiting = True
+                time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+                pause = min(pause * 2, _MAX_PAUSE)
+            if not _still_named(fd, path):
+                _unlock(fd)
+                continue  # the holder before us removed it: lock the file that has the name now
+            try:
+                yield
+            finally:
+                _release(fd, path)
+            return
         finally:
-            _unlock(fd)
-    finally:
-        os.close(fd)
+            os.close(fd)
 
 
 if sys.platform == "win32":
@@ -100,6 +107,12 @@ if sys.platform == "win32":
         os.lseek(fd, 0, os.SEEK_SET)
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
+    def _still_named(fd: int, path: Path) -> bool:
+        return True  # the lock file is never removed here
+
+    def _release(fd: int, path: Path) -> None:
+        _unlock(fd)
+
 else:
     import fcntl
 
@@ -112,3 +125,18 @@ else:
 
     def _unlock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _still_named(fd: int, path: Path) -> bool:
+        try:
+            named = os.stat(path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+    def _release(fd: int, path: Path) -> None:
+        # Removed while still locked: a writer that opens the name from now on makes a new file, and one already
+        # waiting on this file finds, once it holds it, that the name has gone (see _still_named).
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        _unlock(fd)

@@ -7,6 +7,8 @@ tests/integration/test_writers.py.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,11 +51,42 @@ def test_the_lock_is_free_again_after_the_block_even_when_it_raised(tmp_path: Pa
     assert waits == []
 
 
-def test_the_lock_file_is_created_empty_and_left_in_place(tmp_path: Path) -> None:
+def test_the_lock_file_is_created_empty_and_removed_by_its_holder(tmp_path: Path) -> None:
     path = tmp_path / "lock"
     with exclusive(path, 0):
-        assert path.exists()
-    assert path.read_bytes() == b""
+        assert path.read_bytes() == b""
+    assert not path.exists() or sys.platform == "win32"  # Windows cannot remove an open file: it stays there
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the lock file is removed on POSIX only")
+def test_a_writer_that_waited_on_a_removed_lock_file_locks_the_new_one(tmp_path: Path) -> None:
+    # The waiter opened the lock file while its holder held it; the holder then removed it and let go, and a
+    # newcomer made a new one and locked that.  Once the waiter holds the removed file, it must notice that the name
+    # leads elsewhere, or it and the newcomer would both think they hold the lock.
+    import fcntl
+
+    path = tmp_path / "lock"
+    holder = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    newcomer: list[int] = []
+
+    def holder_leaves_and_a_newcomer_comes() -> None:
+        path.unlink()
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        newcomer.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o666))
+        fcntl.flock(newcomer[0], fcntl.LOCK_EX)
+
+    try:
+        with pytest.raises(LockTimeout), exclusive(path, 0.05, holder_leaves_and_a_newcomer_comes):
+            pytest.fail("locked the removed file while the newcomer held the one the name leads to")
+        assert newcomer
+        os.close(newcomer.pop())  # the newcomer is done: the waiter now gets the file the name leads to
+        with exclusive(path, 0):
+            assert path.exists()
+    finally:
+        os.close(holder)
+        for fd in newcomer:
+            os.close(fd)
 
 
 def test_a_lock_file_that_cannot_be_created_is_an_os_error(tmp_path: Path) -> None:
