@@ -1,4 +1,10 @@
-"""Calling a test function inside a measured window, and nothing else around it.  No pytest in here."""
+"""Calling a test function inside a measured window, and nothing else around it.  No pytest in here.
+
+A coroutine test function (``async def``) gets a measuring coroutine function in its place, so that the plugin
+that runs it (anyio, pytest-asyncio) still sees a coroutine function and runs it on its event loop; the window
+then opens at the coroutine's first step and closes after its last, and the event loop's start-up, the runner's
+task and the creation of the coroutine object all stay outside.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +12,42 @@ import contextlib
 import functools
 import inspect
 import sys
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from .measure import Region
 
-__all__ = ["as_positional", "measured_call", "prime_frame"]
+__all__ = ["Rerun", "as_positional", "measured_call", "prime_frame"]
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """How to call a test function once more with the arguments of its measured call, to explain a failure.
+
+    ``coroutine``: ``call()`` returns the test's coroutine, to be run to its end on a fresh asyncio event loop (the
+    loop it ran on first is the runner's, and cannot be borrowed from a forked child).  ``impossible``: why the test
+    cannot be run again at all; ``call`` is then not to be called.
+    """
+
+    call: Callable[[], object]
+    coroutine: bool = False
+    impossible: str | None = None
 
 
 def measured_call(
     function: Callable[..., Any],
     region: Region,
     warmup: bool,
-    after: Callable[[tuple[Any, ...], dict[str, Any]], None],
+    after: Callable[[Rerun], None],
     before: Callable[[], None] | None = None,
 ) -> Callable[..., Any]:
     """``function``, measured by ``region`` when called; with ``warmup``, called once unmeasured first.
 
-    ``after`` runs once the region has closed, with the call's arguments (to re-run the test for an explanation).
+    ``after`` runs once the region has closed, with a way to call the test again (for an explanation).  A
+    coroutine function gets a coroutine function: see the module's docstring.
     """
+    if inspect.iscoroutinefunction(function):
+        return _measured_coroutine(function, region, warmup, after, before)
 
     @functools.wraps(function)
     def measured(*args: Any, **kwargs: Any) -> Any:
@@ -40,10 +64,66 @@ def measured_call(
         else:
             with region:
                 result = function(*args, **kwargs)
-        after(args, kwargs)
+        after(Rerun(lambda: function(*args, **kwargs)))
         return result
 
     return measured
+
+
+def _measured_coroutine(
+    function: Callable[..., Any],
+    region: Region,
+    warmup: bool,
+    after: Callable[[Rerun], None],
+    before: Callable[[], None] | None,
+) -> Callable[..., Any]:
+    # A real ``async def`` (with functools.wraps for the name and the markers) is what the runners test for with
+    # inspect.iscoroutinefunction, on every supported Python.
+    @functools.wraps(function)
+    async def measured(*args: Any, **kwargs: Any) -> Any:
+        if warmup:
+            await function(*args, **kwargs)  # to its end, on the same loop: a coroutine only created runs nothing
+        elif _KEEPS_FIRST_FRAME:
+            prime_frame(function)  # fails in binding, before a coroutine object exists
+        if before is not None:
+            before()
+        loop = _running_loop()
+        positional = as_positional(function, args, kwargs)
+        # The coroutine object (and its frame) is made before the window, as the arguments are; awaiting it runs
+        # the test's body, and whatever the loop runs while the body waits, inside the window.
+        coroutine = function(*positional) if positional is not None else function(*args, **kwargs)
+        with region:
+            result = await coroutine
+        impossible = (
+            None
+            if loop == "asyncio"
+            else f"it ran on {loop or 'an event loop other than asyncio'}, and an async test is run again only on a "
+            "fresh asyncio event loop"
+        )
+        after(Rerun(lambda: function(*args, **kwargs), coroutine=True, impossible=impossible))
+        return result
+
+    return measured
+
+
+def _running_loop() -> str | None:
+    """The async library running the current coroutine: ``"asyncio"``, else what sniffio says (``"trio"``), else
+    None.  Neither asyncio nor sniffio is imported to find out: a loop of theirs would have imported them."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return "asyncio"
+    sniffio = sys.modules.get("sniffio")
+    if sniffio is not None:
+        try:
+            return str(sniffio.current_async_library())
+        except Exception:  # sniffio.AsyncLibraryNotFoundError: a library it does not know
+            return None
+    return None
 
 
 def as_positional(

@@ -14,11 +14,16 @@ The hook pauses the counter while it runs, so its own work is not charged to any
 a forked child process where the platform allows it, so that nothing it changes (caches, module state, and from
 Python 3.12 on the interpreter's re-instrumentation of every function after a trace hook is removed) reaches the
 rest of the session.
+
+An async test's coroutine cannot be awaited on the loop it ran on: that loop belongs to the runner, in the parent.
+It is run to its end on a fresh asyncio event loop instead, once the runner's loop has stopped, and traced from its
+first step to its last, like the measured window, so that the new loop's start-up is charged to no line.
 """
 
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 import pickle
 import select
@@ -112,8 +117,12 @@ class _Tracer:
         return tuple(lines[:TOP_LINES])
 
 
-def explain(call: Callable[[], object], timeout: float = 120.0) -> Explanation:
+def explain(call: Callable[[], object], timeout: float = 120.0, *, coroutine: bool = False) -> Explanation:
     """Run ``call`` once more under tracemalloc, the counter (if available) and a trace hook; see the module doc.
+
+    ``coroutine``: ``call`` returns a coroutine, which is run to its end on a fresh asyncio event loop, traced from
+    its first step to its last as the measured window was, so that the loop's own start-up is not charged to any
+    line.  Call this when no event loop is running in this thread.
 
     An exception from ``call`` is reported in ``error``: the explanation is a courtesy, and the test's result is
     already known.
@@ -121,13 +130,13 @@ def explain(call: Callable[[], object], timeout: float = 120.0) -> Explanation:
     if tracemalloc.is_tracing():
         return Explanation(error="tracemalloc was already tracing, so the test was not run again")
     if hasattr(os, "fork"):
-        return _in_child(call, timeout)
+        return _in_child(call, timeout, coroutine)
     if sys.version_info < (3, 12):
-        return _trace(call)
+        return _trace(call, coroutine)
     return Explanation(error="running a test again to explain it needs os.fork on Python 3.12 and later")
 
 
-def _in_child(call: Callable[[], object], timeout: float) -> Explanation:
+def _in_child(call: Callable[[], object], timeout: float, coroutine: bool) -> Explanation:
     read_end, write_end = os.pipe()
     with warnings.catch_warnings():
         # "This process is multi-threaded, use of fork() may lead to deadlocks in the child": the child runs only
@@ -138,7 +147,7 @@ def _in_child(call: Callable[[], object], timeout: float) -> Explanation:
         status = 1
         try:
             os.close(read_end)
-            payload = pickle.dumps(_trace(call))
+            payload = pickle.dumps(_trace(call, coroutine))
             with os.fdopen(write_end, "wb") as stream:
                 stream.write(payload)
             status = 0
@@ -172,43 +181,80 @@ def _counter_module() -> ModuleType | None:
     return None if counter is None or counter.running() else counter
 
 
-def _trace(call: Callable[[], object]) -> Explanation:
-    counter = _counter_module()
-    tracer = _Tracer(counter)
-    previous = sys.gettrace()
-    gc.collect()
-    error = None
-    peak = 0
-    tracemalloc.start(1)
+def _trace(call: Callable[[], object], coroutine: bool = False) -> Explanation:
+    tracing = _Tracing()
+    if not coroutine:
+        with tracing:
+            call()
+        return tracing.explanation
+    import asyncio  # only for an async test, which has imported it already
+
+    async def traced() -> None:
+        with tracing:
+            awaitable = call()
+            assert inspect.isawaitable(awaitable)
+            await awaitable
+
+    # Not asyncio.run: that would also replace and then clear the thread's current event loop, which belongs to
+    # the test's runner when there is no fork and the second run happens in this process.
+    loop = asyncio.new_event_loop()
     try:
-        if counter is not None:
-            counter.start()  # after tracemalloc, so that it does not count tracemalloc's bookkeeping
-        try:
-            sys.settrace(tracer)
-            try:
-                call()
-            finally:
-                sys.settrace(previous)
-        except Exception as exc:
-            error = f"the test raised on its second call ({type(exc).__name__}: {exc})"
-        finally:
-            if counter is not None:
-                counter.stop()
-        peak = tracemalloc.get_traced_memory()[1]
-        peak_snapshot = tracer.snapshot
-        tracer.snapshot = None
-        gc.collect()
-        end_snapshot = tracemalloc.take_snapshot()
+        loop.run_until_complete(traced())
     finally:
-        tracemalloc.stop()
-    return Explanation(
-        peak_lines=_top(peak_snapshot) if peak_snapshot is not None else (),
-        end_lines=_top(end_snapshot),
-        alloc_lines=tracer.alloc_lines(),
-        captured=tracer.captured,
-        peak=peak,
-        error=error,
-    )
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    return tracing.explanation
+
+
+class _Tracing:
+    """The second run's probes around a block: tracemalloc, the counter and the trace hook; single use.
+
+    An Exception from the block is noted in the explanation and not raised further.
+    """
+
+    def __init__(self) -> None:
+        self.counter = _counter_module()
+        self.tracer = _Tracer(self.counter)
+        self.previous = sys.gettrace()
+        self.explanation = Explanation(error="the second run did not end")
+
+    def __enter__(self) -> None:
+        gc.collect()
+        tracemalloc.start(1)
+        try:
+            if self.counter is not None:
+                self.counter.start()  # after tracemalloc, so that it does not count tracemalloc's bookkeeping
+        except BaseException:
+            tracemalloc.stop()
+            raise
+        sys.settrace(self.tracer)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        try:
+            try:
+                sys.settrace(self.previous)
+            finally:
+                if self.counter is not None:
+                    self.counter.stop()
+            error = None
+            if isinstance(exc, Exception):
+                error = f"the test raised on its second call ({type(exc).__name__}: {exc})"
+            peak = tracemalloc.get_traced_memory()[1]
+            peak_snapshot = self.tracer.snapshot
+            self.tracer.snapshot = None
+            gc.collect()
+            end_snapshot = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+        self.explanation = Explanation(
+            peak_lines=_top(peak_snapshot) if peak_snapshot is not None else (),
+            end_lines=_top(end_snapshot),
+            alloc_lines=self.tracer.alloc_lines(),
+            captured=self.tracer.captured,
+            peak=peak,
+            error=error,
+        )
+        return error is not None
 
 
 def _top(snapshot: tracemalloc.Snapshot) -> tuple[LineStat, ...]:

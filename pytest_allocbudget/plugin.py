@@ -12,6 +12,7 @@ import inspect
 import os
 import unittest
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from .settings import (
 # imported when the first budgeted test or region is collected, so a suite with no budgeted test does not pay for
 # importing them (or PyYAML) at start-up.
 if TYPE_CHECKING:
+    from .calling import Rerun
     from .isolate import ChildOutcome
     from .measure import Region
     from .regions import AllocBudget
@@ -52,6 +54,7 @@ SWEEP_GROWTH = 0.25
 _plan_key = pytest.StashKey["MarkerPlan | SettingsError"]()
 _recorded_key = pytest.StashKey["list[Recorded]"]()
 _judged_key = pytest.StashKey[bool]()
+_swapped_key = pytest.StashKey["_Swapped"]()
 
 
 class PytestAllocBudgetWarning(pytest.PytestWarning):
@@ -330,44 +333,84 @@ class AllocBudgetPlugin:
             pytest.fail(str(plan), pytrace=False)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        # A coroutine test function is swapped here, before the item runs, rather than in pytest_pyfunc_call: its
+        # runner may replace the function by then with a plain one that runs the coroutine on its event loop
+        # (pytest-asyncio does, in item.runtest()), and measuring that would take in the loop's work.  Swapped
+        # first, the runner runs the measuring coroutine function instead; pytest_pyfunc_call concludes.
+        plan = _whole_test_plan(item)
+        if (
+            plan is None
+            or self.isolates(plan)
+            or not isinstance(item, pytest.Function)
+            or not inspect.iscoroutinefunction(item.obj)
+        ):
+            return (yield)
+        swapped = self.swap(item, plan)
+        item.stash[_swapped_key] = swapped
+        try:
+            return (yield)
+        finally:
+            item.obj = swapped.function
+            del item.stash[_swapped_key]
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Generator[None, Any, Any]:
         # The test function itself is swapped for one that measures only its call.  Swapping first (the
         # outermost wrapper) matters: a plugin that swaps it too (a memory profiler starting its tracker, a
         # retry plugin) then wraps our measuring function, so its own work stays outside the window, as does
         # pytest's calling code (argument dict, async and return checks).
-        plan = pyfuncitem.stash.get(_plan_key, None)
-        plan = plan if isinstance(plan, MarkerPlan) else None
+        plan = _whole_test_plan(pyfuncitem)
         if (plan is not None or _uses_regions(pyfuncitem)) and self.isolates(plan):
             return (yield from self.call_isolated(pyfuncitem))
         if plan is None:
             return (yield)
-        from .calling import measured_call
-        from .explain import Explanation, explain
-        from .session import Recorded
-
-        key = (pyfuncitem.nodeid, None)
-        function = pyfuncitem.obj
-        region = self.region(key, plan)
-        explanation: list[Explanation] = []
-
-        def explain_if_failed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            measurement = region.measurement
-            if (
-                self.settings.explain == "rerun"
-                and measurement is not None
-                and self.session.fails(key, measurement.values, plan)
-            ):
-                explanation.append(explain(lambda: function(*args, **kwargs)))
-
-        pyfuncitem.obj = measured_call(function, region, bool(plan.warmup), explain_if_failed, self.note_interference)
+        swapped = pyfuncitem.stash.get(_swapped_key, None)  # a coroutine function, swapped in pytest_runtest_call
+        swapped_here = swapped is None
+        if swapped is None:
+            swapped = self.swap(pyfuncitem, plan)
         try:
             result = yield
         finally:
-            pyfuncitem.obj = function
-        if region.measurement is not None:
-            recorded = Recorded(key, region.measurement, plan, explanation[0] if explanation else None)
-            pyfuncitem.stash.setdefault(_recorded_key, []).append(recorded)
+            if swapped_here:
+                pyfuncitem.obj = swapped.function
+        # The explanation's second run happens here, after the call has returned: an async test's event loop has
+        # stopped by now, so a forked child can start a fresh one.
+        self.conclude(pyfuncitem, swapped)
         return result
+
+    def swap(self, item: pytest.Function, plan: MarkerPlan) -> _Swapped:
+        """Put a measuring wrapper (calling.py) in place of the test function; the caller puts it back."""
+        from .calling import measured_call
+
+        key = (item.nodeid, None)
+        swapped = _Swapped(item.obj, key, plan, self.region(key, plan))
+        item.obj = measured_call(
+            swapped.function, swapped.region, bool(plan.warmup), swapped.reruns.append, self.note_interference
+        )
+        return swapped
+
+    def conclude(self, item: pytest.Function, swapped: _Swapped) -> None:
+        """Keep what the measured call measured, with an explanation from a second run if it fails its budget."""
+        from .explain import Explanation, explain
+        from .session import Recorded
+
+        measurement = swapped.region.measurement
+        if measurement is None:
+            return
+        explanation = None
+        if (
+            swapped.reruns
+            and self.settings.explain == "rerun"
+            and self.session.fails(swapped.key, measurement.values, swapped.plan)
+        ):
+            rerun = swapped.reruns[0]
+            if rerun.impossible is not None:
+                explanation = Explanation(error=rerun.impossible)
+            else:
+                explanation = explain(rerun.call, coroutine=rerun.coroutine)
+        recorded = Recorded(swapped.key, measurement, swapped.plan, explanation)
+        item.stash.setdefault(_recorded_key, []).append(recorded)
 
     def isolates(self, plan: MarkerPlan | None) -> bool:
         """Whether a budgeted test runs in a fresh process: as its resolved plan says, or for a test measured by
@@ -628,6 +671,23 @@ def _warm_up(plugin: AllocBudgetPlugin) -> None:
     measured_call(ignore, plugin.region(key, MarkerPlan()), False, ignore)(1, x=2)
     with AllocBudget("<warm-up>", plugin.region, ignore, False).measure("warm-up"):
         pass
+
+
+@dataclass
+class _Swapped:
+    """A test function swapped for its measuring wrapper, and what the wrapper has measured so far."""
+
+    function: Any
+    key: EntryKey
+    plan: MarkerPlan
+    region: Region
+    reruns: list[Rerun] = field(default_factory=list)  # the measured call, to run again for an explanation
+
+
+def _whole_test_plan(item: pytest.Item) -> MarkerPlan | None:
+    """How the test is measured as a whole, when it is (by the marker or --alloc-all)."""
+    plan = item.stash.get(_plan_key, None)
+    return plan if isinstance(plan, MarkerPlan) else None
 
 
 def _uses_regions(item: pytest.Item) -> bool:

@@ -24,7 +24,7 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 INI = """\
 [pytest]
-addopts = -p no:cacheprovider -p no:randomly -p no:xdist
+addopts = -p no:cacheprovider -p no:randomly -p no:xdist -p no:anyio -p no:asyncio
 """
 
 

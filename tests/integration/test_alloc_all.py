@@ -61,7 +61,8 @@ def test_alloc_all_budgets_every_test_function(tester: pytest.Pytester, read_bud
     if how == "ini":
         tester.makefile(
             ".ini",
-            pytest="[pytest]\naddopts = -p no:cacheprovider -p no:randomly -p no:xdist\nalloc_budget_all = true\n",
+            pytest="[pytest]\naddopts = -p no:cacheprovider -p no:randomly -p no:xdist -p no:anyio -p no:asyncio\n"
+            "alloc_budget_all = true\n",
         )
     # Warnings shown, not raised (the outer session's filter turns them into errors in an in-process run).
     args = ["-W", "default", *(["--alloc-all"] if how == "option" else [])]

@@ -240,7 +240,7 @@ def test_a_test_the_fresh_process_cannot_run_fails_with_its_output(tester: pytes
 
 def test_isolated_budgets_recorded_serially_hold_under_xdist(tester: pytest.Pytester, read_budgets) -> None:
     pytest.importorskip("xdist")
-    tester.makefile(".ini", pytest="[pytest]\naddopts = -p no:cacheprovider -p no:randomly\n")
+    tester.makefile(".ini", pytest="[pytest]\naddopts = -p no:cacheprovider -p no:randomly -p no:anyio -p no:asyncio\n")
     tester.makepyfile(heavy=HEAVY_MODULE, test_ordered=ORDERED)
     tester.syspathinsert()
     tester.runpytest_subprocess("-p", "no:xdist", "--alloc-update", "--alloc-isolate").assert_outcomes(passed=2)
@@ -293,7 +293,10 @@ def test_the_fresh_process_gets_this_runs_plugins_and_overrides_but_not_its_run_
 
 def test_any_parameter_id_reaches_the_fresh_process(tester: pytest.Pytester) -> None:
     # --strict-config: the fresh process must not be given an ini key the run does not know (the cache is off).
-    tester.makefile(".ini", pytest="[pytest]\naddopts = --strict-config -p no:cacheprovider -p no:randomly\n")
+    tester.makefile(
+        ".ini",
+        pytest="[pytest]\naddopts = --strict-config -p no:cacheprovider -p no:randomly -p no:anyio -p no:asyncio\n",
+    )
     tester.makepyfile(
         """
         import pytest

@@ -240,7 +240,7 @@ def test_json_report_of_a_strict_partial_run_with_a_missing_entry_and_stale_ones
 def test_json_report_from_the_ini(tester: pytest.Pytester) -> None:
     tester.makefile(
         ".ini",
-        pytest="[pytest]\naddopts = -p no:cacheprovider -p no:randomly -p no:xdist\n"
+        pytest="[pytest]\naddopts = -p no:cacheprovider -p no:randomly -p no:xdist -p no:anyio -p no:asyncio\n"
         "alloc_budget_json = reports/b.json\n",
     )
     tester.makepyfile(TESTS)

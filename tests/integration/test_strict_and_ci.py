@@ -30,7 +30,7 @@ NO_BUDGETS_WARNING = "warning: allocbudget.yaml has no budgets for"
 
 def _ini(tester: pytest.Pytester, **keys: str) -> None:
     """The fixed ini of the ``tester`` fixture, plus ini keys."""
-    lines = ["[pytest]", "addopts = -p no:cacheprovider -p no:randomly -p no:xdist"]
+    lines = ["[pytest]", "addopts = -p no:cacheprovider -p no:randomly -p no:xdist -p no:anyio -p no:asyncio"]
     lines += [f"{key} = {value}" for key, value in keys.items()]
     tester.makefile(".ini", pytest="\n".join(lines) + "\n")
 

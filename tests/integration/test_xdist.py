@@ -17,7 +17,7 @@ from pytest_allocbudget.metrics import METRICS
 
 XDIST_INI = """\
 [pytest]
-addopts = -p no:cacheprovider -p no:randomly
+addopts = -p no:cacheprovider -p no:randomly -p no:anyio -p no:asyncio
 """
 
 ONE = """
