@@ -329,4 +329,4 @@ def test_an_async_test_without_a_runner_fails_as_it_would_unbudgeted(tester: pyt
     result.assert_outcomes(failed=3)
     for name in ("test_budgeted", "test_plain", "test_generator"):
         result.stdout.fnmatch_lines([f"_* {name} _*", "async def functions are not natively supported."])
-    result.stdout.fnmatch_lines(["0 measured (profile *)"])
+    result.stdout.fnmatch_lines(["0 measured (0 tests; profile *)"])
