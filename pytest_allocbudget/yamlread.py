@@ -4,13 +4,16 @@ Kept apart from :mod:`store` so that PyYAML is imported only when a file needs i
 writes is read by :mod:`store`'s line parser, and a run with no budgeted test reads no file at all.
 
 Both readers must read every text the same, so this one is stricter than YAML where YAML readers disagree among
-themselves or with the line parser: a value is plain decimal digits (YAML 1.1 reads ``010`` as 8, YAML 1.2 as 10).
+themselves or with the line parser: a value is plain decimal digits (YAML 1.1 reads ``010`` as 8, YAML 1.2 as 10),
+and anchors, aliases and merge keys, which the plugin never writes, are refused before anything is built from them
+(a few kilobytes of nested aliases otherwise expand to millions of entries).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import yaml
 
@@ -23,6 +26,8 @@ __all__ = ["read_yaml"]
 def read_yaml(text: str, source: str) -> BudgetFile:
     """Parse ``text`` with PyYAML and validate it, naming the line and key path of the first problem."""
     try:
+        if "&" in text or "*" in text or "<<" in text:  # the only way to write an anchor, an alias or a merge key
+            _refuse_references(text, source)
         loader = _Loader(text)  # PyYAML's own loader checks the characters here, libyaml's as it parses
         try:
             root = loader.get_single_node()
@@ -71,6 +76,62 @@ def _shown(number: str) -> str:
 def _error(source: str, mark: yaml.Mark, path: str, message: str) -> BudgetFileError:
     where = f" at {path}" if path else ""
     return BudgetFileError(f"{source}:{mark.line + 1}{where}: {message}")
+
+
+@dataclass
+class _Open:
+    """A collection open in :func:`_refuse_references`: its key path, and for a mapping where it is."""
+
+    path: str
+    mapping: bool
+    at_key: bool = True  # the next node is a key (mappings alternate key, value)
+    key: str | None = None  # the key whose value comes next; None after a key that is not a scalar
+
+
+def _refuse_references(text: str, source: str) -> None:
+    """Refuse the first anchor, alias or merge key, from the parser's events: before any node is composed, so that
+    nothing is expanded however deeply aliases nest.  The key path is followed as the events come."""
+    loader = _Loader(text)
+    stack: list[_Open] = []
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionEndEvent):
+                stack.pop()
+            elif isinstance(event, yaml.NodeEvent):  # a scalar, an alias, or the start of a collection
+                path = _path_of(stack, event)
+                if isinstance(event, yaml.AliasEvent):
+                    problem = f"YAML aliases (*{event.anchor})"
+                elif event.anchor is not None:
+                    problem = f"YAML anchors (&{event.anchor})"
+                elif isinstance(event, yaml.ScalarEvent) and event.value == "<<" and event.implicit[0]:
+                    problem = "YAML merge keys ('<<')"  # plain and untagged: what YAML 1.1 resolves to a merge
+                else:
+                    if isinstance(event, yaml.CollectionStartEvent):
+                        stack.append(_Open(path, isinstance(event, yaml.MappingStartEvent)))
+                    continue
+                raise _error(
+                    source, event.start_mark, path, f"{problem} are not allowed in a budget file; write each value out"
+                )
+    finally:
+        loader.dispose()
+
+
+def _path_of(stack: list[_Open], event: yaml.NodeEvent) -> str:
+    """The key path of the node ``event`` starts, as :class:`_Reader` names it (a key is named by its mapping)."""
+    if not stack:
+        return ""
+    parent = stack[-1]
+    if not parent.mapping:
+        return parent.path
+    if parent.at_key:
+        parent.at_key = False
+        parent.key = event.value if isinstance(event, yaml.ScalarEvent) else None
+        return parent.path
+    parent.at_key = True
+    if parent.key is None:
+        return parent.path
+    return f"{parent.path}.{parent.key}" if parent.path else parent.key
 
 
 class _Reader:

@@ -137,8 +137,12 @@ ENTRY = "version: 1\nprofiles:\n  cpython-3.11:\n    t.py::test_x:\n"
             ":5 at profiles.cpython-3.11.t.py::test_x.peak: expected a whole number >= 0 in plain decimal digits, "
             "got '010'",
         ),
+        (
+            ENTRY + "      regions: &r\n        a: {peak: 1}\n    t.py::test_y:\n      regions: *r\n",
+            ":5 at profiles.cpython-3.11.t.py::test_x.regions: YAML anchors (&r) are not allowed in a budget file",
+        ),
     ],
-    ids=["past-64-bits", "leading-zero"],
+    ids=["past-64-bits", "leading-zero", "alias"],
 )
 def test_values_yaml_readers_disagree_on_are_a_usage_error(tester: pytest.Pytester, text: str, expected: str) -> None:
     tester.makepyfile(TESTS)

@@ -471,6 +471,21 @@ def test_check_empty_file_and_stdin(
 
 
 ENTRY = f"version: 1\nprofiles:\n  {PY}:\n    {NAIVE}:\n"
+NESTED_ALIASES = f"""\
+version: 1
+profiles:
+  {PY}:
+    {NAIVE}:
+      regions: &r
+        a: &v {{peak: 1}}
+        b: *v
+        c: *v
+    {FAST}: {{regions: *r}}
+  {PYPY}: &p
+    t0: {{regions: *r}}
+    t1: {{regions: *r}}
+  other: *p
+"""
 REFUSED = {
     "past-64-bits": (
         ENTRY + f"      peak: {'1' * 5000}\n",
@@ -488,6 +503,10 @@ REFUSED = {
     "sexagesimal": (
         ENTRY + "      peak: 1:30\n",
         f"5 at profiles.{PY}.{NAIVE}.peak: expected a whole number >= 0 in plain decimal digits, got '1:30'",
+    ),
+    "aliases": (
+        NESTED_ALIASES,
+        f"5 at profiles.{PY}.{NAIVE}.regions: YAML anchors (&r) are not allowed in a budget file; write each value out",
     ),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -664,6 +665,86 @@ def test_a_number_as_a_key_is_not_converted(key: str) -> None:
 def test_a_tag_its_constructor_fails_on_is_a_budget_file_error(text: str) -> None:
     message = _error(f"version: 1\nprofiles:\n  p:\n    t:\n      peak: {text}\n")
     assert message.startswith(f"{SOURCE}:5 at profiles.p.t.peak: ")
+
+
+# ------------------------------------------------------------------------------------------------ loads: references
+
+NESTED_ALIASES = """\
+version: 1
+profiles:
+  p:
+    t0: &t
+      regions: &r
+        r0: &v {peak: 1}
+        r1: *v
+        r2: *v
+        r3: *v
+    t1: *t
+    t2: {regions: {<<: *r, r4: *v}}
+  q: &p
+    t0: *t
+    t1: *t
+  q1: *p
+  q2: *p
+"""
+
+
+def test_aliases_are_rejected_before_anything_is_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_allocbudget import yamlread
+
+    walked: list[str] = []
+    original = yamlread._Reader.mapping
+
+    def counting(self: yamlread._Reader, node: yaml.Node, path: str) -> Iterator[tuple[str, yaml.Node, str]]:
+        walked.append(path)
+        return original(self, node, path)
+
+    monkeypatch.setattr(yamlread._Reader, "mapping", counting)
+    assert _error(NESTED_ALIASES) == (
+        f"{SOURCE}:4 at profiles.p.t0: YAML anchors (&t) are not allowed in a budget file; write each value out"
+    )
+    assert walked == []  # refused from the parser's events: not one mapping, let alone an entry, was read
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "version: 1\nprofiles:\n  p:\n    t:\n      peak: &n 1\n",
+            "5 at profiles.p.t.peak: YAML anchors (&n) are not allowed",
+        ),
+        ("version: 1\nprofiles: &p {}\n", "2 at profiles: YAML anchors (&p) are not allowed"),
+        ("&d\nversion: 1\n", "1: YAML anchors (&d) are not allowed"),
+        (
+            "version: 1\nprofiles:\n  p:\n    t:\n      peak: *n\n",  # an alias that refers to nothing
+            "5 at profiles.p.t.peak: YAML aliases (*n) are not allowed",
+        ),
+        ("version: 1\nprofiles:\n  p:\n    *k : {peak: 1}\n", "4 at profiles.p: YAML aliases (*k) are not allowed"),
+        (
+            "version: 1\nprofiles:\n  p:\n    t:\n      <<: {peak: 1}\n",
+            "5 at profiles.p.t: YAML merge keys ('<<') are not allowed",
+        ),
+        (
+            "version: 1\nprofiles:\n  p:\n    t:\n      regions:\n        - <<\n",
+            "6 at profiles.p.t.regions: YAML merge keys ('<<') are not allowed",
+        ),
+    ],
+)
+def test_anchors_aliases_and_merge_keys_name_the_line(text: str, message: str) -> None:
+    assert _error(text).startswith(f"{SOURCE}:{message} in a budget file")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'version: 1\nprofiles:\n  p:\n    "t[a&b*c]":\n      peak: 1\n',
+        "version: 1\nprofiles:\n  p:\n    t[a&b*c]:\n      peak: 1\n",
+        "version: 1\nprofiles:\n  p:\n    '<<':\n      peak: 1\n",
+        "version: 1\nprofiles:\n  p:\n    t:\n      peak: 1 # &a *a <<\n",
+    ],
+)
+def test_ampersands_stars_and_quoted_angles_are_only_text(text: str) -> None:
+    assert len(loads(text)) == 1
 
 
 # ------------------------------------------------------------------------------------------------ the two readers agree
