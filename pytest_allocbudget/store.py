@@ -30,6 +30,7 @@ from .metrics import METRICS
 __all__ = [
     "FORMAT_VERSION",
     "HEADER",
+    "MAX_VALUE",
     "BudgetFile",
     "BudgetFileError",
     "EntryKey",
@@ -326,7 +327,21 @@ def loads(text: str, source: str = "<budget file>") -> BudgetFile:
     return _read_yaml(text, source)
 
 
-_LINE = re.compile(r'( *)("(?:[^"\\]|\\.)*"|[^\s"]\S*?):(?: ([0-9]+|\{\}))?')
+#: The largest value a budget file holds: the allocation counter counts in 64 bits, and a bound keeps a value of
+#: thousands of digits from ever reaching ``int()``.
+MAX_VALUE = 2**64 - 1
+
+#: A key, and a value as :func:`dump` writes it: decimal digits with no leading zero, at most twenty of them (as many
+#: as ``MAX_VALUE`` has).  Any other form of a number is left to the YAML reader, which refuses it.
+_LINE = re.compile(r'( *)("(?:[^"\\]|\\.)*"|[^\s"]\S*?):(?: (0|[1-9][0-9]{0,19}|\{\}))?')
+
+#: Anything :func:`dump` never writes: it writes printable ASCII and newlines only.  YAML reads such characters in
+#: ways a line parser does not: it refuses control characters even in a comment, and ``\r``, ``\x85``, ``\u2028``
+#: and ``\u2029`` end a line.
+_NOT_WRITTEN = re.compile(r"[^\n -~]")
+
+#: YAML refuses a key on one line longer than 1024 characters; :func:`dump` writes ``? key`` from 1000 on.
+_LONGEST_IMPLICIT_KEY = 999
 
 
 def _read_canonical(text: str) -> BudgetFile | None:
@@ -335,6 +350,8 @@ def _read_canonical(text: str) -> BudgetFile | None:
     ``None`` also covers every problem (a duplicate key, an unknown metric, an empty entry): the YAML path then
     reports it with its line.
     """
+    if _NOT_WRITTEN.search(text):
+        return None
     budgets = BudgetFile()
     state = _Canonical()
     explicit: str | None = None  # the "? key" line waiting for its ":" line
@@ -356,7 +373,7 @@ def _read_canonical(text: str) -> BudgetFile | None:
             explicit = line
             continue
         match = _LINE.fullmatch(line)
-        if match is None:
+        if match is None or len(match.group(2)) > _LONGEST_IMPLICIT_KEY:
             return None
         key = _read_key(match.group(2))
         if key is None or not state.take(budgets, len(match.group(1)), key, match.group(3)):
@@ -369,6 +386,7 @@ class _Canonical:
 
     def __init__(self) -> None:
         self.version = self.profiles = False
+        self.profiles_open = False  # False after "profiles: {}", which no profile may follow
         self.entries: dict[EntryKey, Values] | None = None  # the open profile, None when none or closed "{}"
         self.nodeid: str | None = None
         self.test_values: Values | None = None
@@ -384,11 +402,11 @@ class _Canonical:
                 self.version = True
                 return True
             if key == "profiles" and self.version and not self.profiles and value in (None, "{}"):
-                self.profiles = True
+                self.profiles, self.profiles_open = True, value is None
                 return True
             return False
         if indent == 2:
-            if not self.profiles or value not in (None, "{}") or key in budgets.profiles or not self.finish():
+            if not self.profiles_open or value not in (None, "{}") or key in budgets.profiles or not self.finish():
                 return False
             budgets.profiles[key] = {}
             self.entries = budgets.profiles[key] if value is None else None
@@ -413,9 +431,9 @@ class _Canonical:
                 self.test_values = self.entries[(self.nodeid, None)] = {}
             if key in self.test_values:
                 return False
-            self.test_values[key] = int(value)
+            self.test_values[key] = number = int(value)
             self.test_filled = True
-            return True
+            return number <= MAX_VALUE
         if indent == 8 and self.in_regions:
             if value is not None or key in self.seen_regions or self.region_values == {}:
                 return False
@@ -425,9 +443,9 @@ class _Canonical:
         if indent == 10 and self.region_values is not None:
             if key not in METRICS or value is None or value == "{}" or key in self.region_values:
                 return False
-            self.region_values[key] = int(value)
+            self.region_values[key] = number = int(value)
             self.test_filled = True
-            return True
+            return number <= MAX_VALUE
         return False
 
     def finish(self) -> bool:

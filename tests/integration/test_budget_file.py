@@ -121,6 +121,39 @@ def test_invalid_file_content_names_the_line_and_key(tester: pytest.Pytester, te
     assert path.read_text() == text
 
 
+ENTRY = "version: 1\nprofiles:\n  cpython-3.11:\n    t.py::test_x:\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            ENTRY + f"      peak: {'1' * 5000}\n",
+            ":5 at profiles.cpython-3.11.t.py::test_x.peak: a number of 5000 digits is too large; a value is at most "
+            "18446744073709551615 (2**64 - 1)",
+        ),
+        (
+            ENTRY + "      peak: 010\n",
+            ":5 at profiles.cpython-3.11.t.py::test_x.peak: expected a whole number >= 0 in plain decimal digits, "
+            "got '010'",
+        ),
+        (
+            ENTRY + "      regions: &r\n        a: {peak: 1}\n    t.py::test_y:\n      regions: *r\n",
+            ":5 at profiles.cpython-3.11.t.py::test_x.regions: YAML anchors (&r) are not allowed in a budget file",
+        ),
+    ],
+    ids=["past-64-bits", "leading-zero", "alias"],
+)
+def test_values_yaml_readers_disagree_on_are_a_usage_error(tester: pytest.Pytester, text: str, expected: str) -> None:
+    tester.makepyfile(TESTS)
+    path = tester.path / "allocbudget.yaml"
+    path.write_text(text)
+    result = tester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {path}{expected}*"])
+    _assert_no_traceback(result)
+
+
 def test_unreadable_location_is_a_clear_error(tester: pytest.Pytester) -> None:
     # Below a regular file: neither readable nor writable, even for root.
     tester.makepyfile(TESTS)

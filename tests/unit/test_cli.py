@@ -470,6 +470,82 @@ def test_check_empty_file_and_stdin(
     assert out.splitlines() == [f"{empty}: ok (0 entries in 0 profiles)", "<stdin>: ok (1 entry in 1 profile)"]
 
 
+ENTRY = f"version: 1\nprofiles:\n  {PY}:\n    {NAIVE}:\n"
+NESTED_ALIASES = f"""\
+version: 1
+profiles:
+  {PY}:
+    {NAIVE}:
+      regions: &r
+        a: &v {{peak: 1}}
+        b: *v
+        c: *v
+    {FAST}: {{regions: *r}}
+  {PYPY}: &p
+    t0: {{regions: *r}}
+    t1: {{regions: *r}}
+  other: *p
+"""
+REFUSED = {
+    "past-64-bits": (
+        ENTRY + f"      peak: {'1' * 5000}\n",
+        f"5 at profiles.{PY}.{NAIVE}.peak: a number of 5000 digits is too large; a value is at most "
+        "18446744073709551615 (2**64 - 1)",
+    ),
+    "leading-zero": (
+        ENTRY + "      peak: 010\n",
+        f"5 at profiles.{PY}.{NAIVE}.peak: expected a whole number >= 0 in plain decimal digits, got '010'",
+    ),
+    "leading-zero-yaml-layout": (  # the trailing space takes another reader: the same answer
+        ENTRY + "      peak: 010 \n",
+        f"5 at profiles.{PY}.{NAIVE}.peak: expected a whole number >= 0 in plain decimal digits, got '010'",
+    ),
+    "sexagesimal": (
+        ENTRY + "      peak: 1:30\n",
+        f"5 at profiles.{PY}.{NAIVE}.peak: expected a whole number >= 0 in plain decimal digits, got '1:30'",
+    ),
+    "aliases": (
+        NESTED_ALIASES,
+        f"5 at profiles.{PY}.{NAIVE}.regions: YAML anchors (&r) are not allowed in a budget file; write each value out",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_check_refuses_what_yaml_readers_disagree_on(
+    name: str, tmp_path: Path, old: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text, message = REFUSED[name]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    status, out, err = run(capsys, "check", str(bad), str(old))
+    assert (status, out) == (1, f"{old}: ok (5 entries in 2 profiles)\n")
+    assert err == f"{bad}:{message}\n"
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+@pytest.mark.parametrize(
+    "argv",
+    [["show", "BAD"], ["show", "BAD", "--format", "json"], ["diff", "OLD", "BAD"], ["diff", "BAD", "OLD"]],
+    ids=["show", "show-json", "diff-new", "diff-old"],
+)
+def test_show_and_diff_refuse_what_yaml_readers_disagree_on(
+    name: str, argv: list[str], tmp_path: Path, old: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text, message = REFUSED[name]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    status, out, err = run(capsys, *(str(bad) if arg == "BAD" else str(old) if arg == "OLD" else arg for arg in argv))
+    assert (status, out, err) == (1, "", f"error: {bad}:{message}\n")
+
+
+def test_check_reads_the_largest_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path / "max.yaml", {PY: {(NAIVE, None): {"allocated": 2**64 - 1}}})
+    assert run(capsys, "check", str(path)) == (0, f"{path}: ok (1 entry in 1 profile)\n", "")
+    status, out, _ = run(capsys, "show", str(path), "--format", "json")
+    assert (status, json.loads(out)["profiles"][PY][0]["metrics"]) == (0, {"allocated": 2**64 - 1})
+
+
 # ------------------------------------------------------------------------------------------------ usage
 
 

@@ -6,12 +6,13 @@ import os
 import sys
 import random
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from pytest_allocbudget import filelock, store
@@ -171,7 +172,7 @@ def test_the_fast_reader_and_the_yaml_reader_agree_on_what_dump_writes(budgets: 
 @pytest.mark.parametrize(
     "edit",
     [
-        lambda text: text.replace("  peak: 5", "  peak: 0x5"),  # YAML reads 0x5 as 5: the slow path must agree
+        lambda text: text.replace("  peak: 5", "  peak: 0x5"),  # refused by both readers, with the same error
         lambda text: text.replace("tests/test_a.py::test_a:", "'tests/test_a.py::test_a':"),
         lambda text: text.replace("      peak: 5\n", "      peak: 5  # hand-written note\n"),
         lambda text: text.replace("version: 1", "version: 1\n# a comment between keys"),
@@ -517,7 +518,6 @@ def test_loads_empty_document(text: str) -> None:
             "version: 1\nprofiles:\n  p:\n    t:\n      regions:\n        r: {retained: 3}\n",
             budget({("t", "r"): {"retained": 3}}, "p"),
         ),
-        ("version: 1\nprofiles:\n  p:\n    t:\n      peak: 0x10\n", budget({("t", None): {"peak": 16}}, "p")),
     ],
 )
 def test_loads_accepts(text: str, expected: BudgetFile) -> None:
@@ -675,6 +675,21 @@ def test_loads_empty_entry(text: str, line: int, path: str, message: str) -> Non
     assert _error(text) == f"{SOURCE}:{line} at {path}: {message}"
 
 
+@pytest.mark.parametrize("loader", ["SafeLoader", "CSafeLoader"])
+def test_a_character_yaml_refuses_names_the_line_with_either_loader(
+    loader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PyYAML's own loader refuses the character when it is created, libyaml's while parsing: both are a clean error
+    from pytest_allocbudget import yamlread
+
+    if not hasattr(yaml, loader):
+        pytest.skip(f"PyYAML here has no {loader}")
+    monkeypatch.setattr(yamlread, "_Loader", getattr(yaml, loader))
+    message = _error("version: 1\n# a bell: \x07\nprofiles: {}\n")
+    assert message.startswith(f"{SOURCE}:2: not valid YAML: unacceptable character #x0007: ")
+    assert "\n" not in message
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -686,3 +701,399 @@ def test_loads_empty_entry(text: str, line: int, path: str, message: str) -> Non
 def test_loads_bad_tags_are_budget_file_errors(text: str) -> None:
     message = _error(text)
     assert message.startswith(f"{SOURCE}:")
+
+
+# ------------------------------------------------------------------------------------------------ loads: numbers
+
+MAX = "18446744073709551615"  # 2**64 - 1, the largest value a 64-bit counter can hold
+
+
+def _with_value(value: str, trailing: str) -> str:
+    """A file in dump's layout with ``value`` for ``peak``; a trailing space sends it to the YAML reader."""
+    return f"version: 1\nprofiles:\n  p:\n    t:\n      peak: {value}{trailing}\n"
+
+
+@pytest.mark.parametrize("trailing", ["", " "], ids=["fast", "yaml"])
+def test_the_largest_value_is_read(trailing: str) -> None:
+    assert loads(_with_value(MAX, trailing)) == budget({("t", None): {"peak": 2**64 - 1}}, "p")
+
+
+@pytest.mark.parametrize("trailing", ["", " "], ids=["fast", "yaml"])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("18446744073709551616", "18446744073709551616"),
+        ("99999999999999999999999", "99999999999999999999999"),
+        ("1" * 5000, "a number of 5000 digits"),  # past int()'s digit limit
+    ],
+)
+def test_a_value_past_64_bits_names_the_line(value: str, shown: str, trailing: str) -> None:
+    assert _error(_with_value(value, trailing)) == (
+        f"{SOURCE}:5 at profiles.p.t.peak: {shown} is too large; a value is at most {MAX} (2**64 - 1)"
+    )
+
+
+@pytest.mark.parametrize("trailing", ["", " "], ids=["fast", "yaml"])
+@pytest.mark.parametrize(
+    "value", ["010", "00", "09", "0010", "012345", "0x10", "0b11", "1_000", "+5", "1:30", "!!int 010", "-0"]
+)
+def test_numbers_other_than_plain_decimal_are_rejected_by_both_readers(value: str, trailing: str) -> None:
+    # YAML 1.1 reads 010 as 8, 1_000 as 1000 and 1:30 as 90; YAML 1.2 reads them as 10 and two strings: a value
+    # any YAML reader could read differently is refused rather than guessed.
+    shown = value.removeprefix("!!int ")
+    assert _error(_with_value(value, trailing)) == (
+        f"{SOURCE}:5 at profiles.p.t.peak: expected a whole number >= 0 in plain decimal digits, got {shown!r}"
+    )
+
+
+@pytest.mark.parametrize(("value", "shown"), [("0o17", "'0o17'"), ("1e3", "'1e3'"), ("10.0", "10.0")])
+def test_other_yaml_number_forms_are_not_whole_numbers(value: str, shown: str) -> None:
+    for trailing in ("", " "):
+        assert _error(_with_value(value, trailing)) == (
+            f"{SOURCE}:5 at profiles.p.t.peak: expected a whole number >= 0, got {shown}"
+        )
+
+
+@pytest.mark.parametrize(("version", "shown"), [("01", "01"), ("0x1", "0x1"), ("1" * 5000, "a number of 5000 digits")])
+def test_a_version_is_plain_decimal_too(version: str, shown: str) -> None:
+    assert _error(f"version: {version}\n") == (
+        f"{SOURCE}:1 at version: unsupported version {shown}; this pytest-allocbudget reads version 1"
+    )
+
+
+@pytest.mark.parametrize("key", ["1" * 5000, "0x10"])
+def test_a_number_as_a_key_is_not_converted(key: str) -> None:
+    shown = key if len(key) < 30 else "a number of 5000 digits"
+    assert _error(f"version: 1\nprofiles:\n  p:\n    ? {key}\n    : {{peak: 1}}\n") == (
+        f"{SOURCE}:4 at profiles.p: expected a text key, got {shown}"
+    )
+
+
+@pytest.mark.parametrize("text", ["!!float", '!!float ""', "!!bool maybe", "!!timestamp soon", "!!int"])
+def test_a_tag_its_constructor_fails_on_is_a_budget_file_error(text: str) -> None:
+    message = _error(f"version: 1\nprofiles:\n  p:\n    t:\n      peak: {text}\n")
+    assert message.startswith(f"{SOURCE}:5 at profiles.p.t.peak: ")
+
+
+# ------------------------------------------------------------------------------------------------ loads: references
+
+NESTED_ALIASES = """\
+version: 1
+profiles:
+  p:
+    t0: &t
+      regions: &r
+        r0: &v {peak: 1}
+        r1: *v
+        r2: *v
+        r3: *v
+    t1: *t
+    t2: {regions: {<<: *r, r4: *v}}
+  q: &p
+    t0: *t
+    t1: *t
+  q1: *p
+  q2: *p
+"""
+
+
+def test_aliases_are_rejected_before_anything_is_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_allocbudget import yamlread
+
+    walked: list[str] = []
+    original = yamlread._Reader.mapping
+
+    def counting(self: yamlread._Reader, node: yaml.Node, path: str) -> Iterator[tuple[str, yaml.Node, str]]:
+        walked.append(path)
+        return original(self, node, path)
+
+    monkeypatch.setattr(yamlread._Reader, "mapping", counting)
+    assert _error(NESTED_ALIASES) == (
+        f"{SOURCE}:4 at profiles.p.t0: YAML anchors (&t) are not allowed in a budget file; write each value out"
+    )
+    assert walked == []  # refused from the parser's events: not one mapping, let alone an entry, was read
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "version: 1\nprofiles:\n  p:\n    t:\n      peak: &n 1\n",
+            "5 at profiles.p.t.peak: YAML anchors (&n) are not allowed",
+        ),
+        ("version: 1\nprofiles: &p {}\n", "2 at profiles: YAML anchors (&p) are not allowed"),
+        ("&d\nversion: 1\n", "1: YAML anchors (&d) are not allowed"),
+        (
+            "version: 1\nprofiles:\n  p:\n    t:\n      peak: *n\n",  # an alias that refers to nothing
+            "5 at profiles.p.t.peak: YAML aliases (*n) are not allowed",
+        ),
+        ("version: 1\nprofiles:\n  p:\n    *k : {peak: 1}\n", "4 at profiles.p: YAML aliases (*k) are not allowed"),
+        (
+            "version: 1\nprofiles:\n  p:\n    t:\n      <<: {peak: 1}\n",
+            "5 at profiles.p.t: YAML merge keys ('<<') are not allowed",
+        ),
+        (
+            "version: 1\nprofiles:\n  p:\n    t:\n      regions:\n        - <<\n",
+            "6 at profiles.p.t.regions: YAML merge keys ('<<') are not allowed",
+        ),
+    ],
+)
+def test_anchors_aliases_and_merge_keys_name_the_line(text: str, message: str) -> None:
+    assert _error(text).startswith(f"{SOURCE}:{message} in a budget file")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'version: 1\nprofiles:\n  p:\n    "t[a&b*c]":\n      peak: 1\n',
+        "version: 1\nprofiles:\n  p:\n    t[a&b*c]:\n      peak: 1\n",
+        "version: 1\nprofiles:\n  p:\n    '<<':\n      peak: 1\n",
+        "version: 1\nprofiles:\n  p:\n    t:\n      peak: 1 # &a *a <<\n",
+    ],
+)
+def test_ampersands_stars_and_quoted_angles_are_only_text(text: str) -> None:
+    assert len(loads(text)) == 1
+
+
+# ------------------------------------------------------------------------------------------------ the two readers agree
+
+#: Keys the fast reader might take, and some it must not: YAML's special words, long keys near YAML's 1024-character
+#: limit for a key on one line, quoted keys with escapes, keys that end in ':'.
+line_keys = st.one_of(
+    st.sampled_from([*METRICS, "regions", "version", "profiles", "rss", "p", "t", "r"]),
+    st.sampled_from(["null", "Null", "~", "Yes", "on", "OFF", "y", "a:b", "a:", "a,b", "a]", "-a", "<<", "=", ".inf"]),
+    st.from_regex(r"[A-Za-z_/][A-Za-z0-9_./:\[\]()=+,@#'-]{0,8}", fullmatch=True),
+    st.text(max_size=8).map(store._quote),
+    st.text(max_size=8).map('"{}"'.format),
+    st.integers(min_value=995, max_value=1030).map("k".__mul__),
+    st.text(max_size=6),
+)
+good_numbers = st.integers(min_value=0, max_value=2**64 - 1).map(str)
+#: Numbers in every form YAML knows, with leading zeros, and around 2**64.
+number_texts = st.one_of(
+    st.builds("{}{}".format, st.sampled_from(["0", "00", "+", "-", "0x", "0o", "0b"]), good_numbers),
+    st.integers(min_value=2**64 - 3, max_value=2**64 + 3).map(str),
+    st.from_regex(r"[+-]?0*[0-9]{1,22}", fullmatch=True),
+    st.sampled_from([MAX, "18446744073709551616", "99999999999999999999", "1" * 5000, "00", "010", "09"]),
+    st.sampled_from(["0x10", "0o17", "0b11", "1_000", "+5", "-1", "1e3", "10.0", "1:30", ".inf", "!!int 010"]),
+    st.from_regex(r"[0-9_:+.xoeE-]{1,6}", fullmatch=True),
+)
+line_values = st.one_of(
+    st.none(),
+    good_numbers,
+    number_texts,
+    number_texts,
+    st.sampled_from(["{}", "[]", "{peak: 1}", "~", "null", "yes", "&a 1", "*a", "<<", "!!float", "'5'", '"5"']),
+    st.text(max_size=6),
+)
+line_tails = st.sampled_from(["", "", "", " ", "  # note", "\t", "\r", "\x85", "\u2028", " #"])
+canonical_lines = st.sampled_from(
+    [
+        "version: 1",
+        "profiles:",
+        "profiles: {}",
+        "  p:",
+        "  p: {}",
+        "  q:",
+        "    t:",
+        "    u:",
+        "      peak: 5",
+        "      retained: 0",
+        "      regions:",
+        "        r:",
+        "        s:",
+        "          peak: 7",
+        "          allocated: 18446744073709551615",
+        "",
+        "# a comment",
+    ]
+)
+key_lines = st.builds(
+    lambda indent, key, value, tail: f"{' ' * indent}{key}:{'' if value is None else ' ' + value}{tail}",
+    st.one_of(st.sampled_from([0, 2, 4, 6, 8, 10]), st.integers(min_value=0, max_value=12)),
+    line_keys,
+    line_values,
+    line_tails,
+)
+explicit_key_lines = st.builds(
+    lambda indent, key, colon: f"{' ' * indent}? {key}\n{' ' * colon}:",
+    st.sampled_from([2, 4, 8]),
+    line_keys,
+    st.sampled_from([0, 2, 4, 8]),
+)
+other_lines = st.one_of(
+    st.builds("#{}".format, st.text(max_size=10)),
+    st.sampled_from(["---", "...", "%YAML 1.1", "  ", "- a", "? x", "\ufeff", "  #", "{"]),
+    st.text(max_size=20),
+)
+file_lines = st.one_of(canonical_lines, canonical_lines, key_lines, key_lines, explicit_key_lines, other_lines)
+Edit = tuple[int, str, str]
+edits = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=10_000), st.sampled_from(["insert", "replace", "delete"]), file_lines),
+    max_size=4,
+)
+
+
+def _edited(text: str, changes: list[Edit]) -> str:
+    """``text`` with whole lines inserted, replaced or deleted."""
+    lines = text.split("\n")
+    for position, action, line in changes:
+        index = position % (len(lines) + 1)
+        if action == "insert":
+            lines.insert(index, line)
+        elif index < len(lines):
+            if action == "replace":
+                lines[index] = line
+            else:
+                del lines[index]
+    return "\n".join(lines)
+
+
+Mutation = tuple[int, str, str, Optional[str], int, str]
+mutations = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=10_000),
+        st.sampled_from(["key", "value", "indent", "tail"]),
+        line_keys,
+        line_values,
+        st.integers(min_value=0, max_value=12),
+        line_tails,
+    ),
+    max_size=3,
+)
+
+
+def _mutated(text: str, changes: list[Mutation]) -> str:
+    """dump's text with a key, a value, an indent or the end of a line replaced, the rest of the layout kept."""
+    lines = text.split("\n")
+    for position, part, key, value, indent, tail in changes:
+        index = position % len(lines)
+        head, colon, rest = lines[index].rpartition(":")
+        if not colon or lines[index].startswith("#"):
+            continue
+        spaces = len(head) - len(head.lstrip(" "))
+        if part == "key":
+            head = " " * spaces + key
+        elif part == "value":
+            rest = "" if value is None else " " + value
+        elif part == "indent":
+            head = " " * indent + head.lstrip(" ")
+        else:
+            rest += tail
+        lines[index] = head + colon + rest
+    return "\n".join(lines)
+
+
+#: Valid keys and values, laid out as dump lays them out, with at most one key or value replaced by an odd one: the
+#: fast reader reads all of the text but that token, and must refuse the text exactly where YAML would.
+good_keys = st.one_of(
+    st.from_regex(r"[a-z_/][a-z0-9_./\[\]-]{0,10}", fullmatch=True).filter(lambda key: key not in store._SPECIAL),
+    st.text(max_size=8).map(store._quote),
+)
+odd_keys = st.one_of(line_keys, st.integers(min_value=1015, max_value=1035).map("k".__mul__))
+Metrics = list[tuple[str, str]]
+metric_texts = st.lists(
+    st.tuples(st.sampled_from(sorted(METRICS)), good_numbers), min_size=1, max_size=3, unique_by=lambda m: m[0]
+)
+Test = tuple[str, Metrics, list[tuple[str, Metrics]]]
+Odd = Optional[tuple[int, str, str, str, str]]
+
+
+def _laid_out(profile: str, tests: list[Test], odd: Odd) -> str:
+    rows: list[tuple[int, str, str | None]] = [(2, profile, None)]  # indent, key, value
+    for nodeid, metrics, regions in tests:
+        rows.append((4, nodeid, None))
+        rows.extend((6, name, value) for name, value in metrics)
+        if regions:
+            rows.append((6, "regions", None))
+        for region, region_metrics in regions:
+            rows.append((8, region, None))
+            rows.extend((10, name, value) for name, value in region_metrics)
+    lines = [f"{' ' * indent}{key}:{'' if value is None else ' ' + value}" for indent, key, value in rows]
+    if odd is not None:
+        position, kind, key, number, text = odd
+        index = position % len(rows)
+        indent, old_key, old_value = rows[index]
+        if kind == "token" and old_value is not None:
+            lines[index] = f"{' ' * indent}{old_key}: {number}"
+        elif kind == "token":
+            lines[index] = f"{' ' * indent}{key}:"
+        elif kind == "tail":
+            lines[index] += text
+        else:
+            lines.insert(index, "#" + text)
+    return HEADER + "version: 1\nprofiles:\n" + "\n".join(lines) + "\n"
+
+
+laid_out_texts = st.builds(
+    _laid_out,
+    good_keys,
+    st.lists(
+        st.tuples(
+            good_keys,
+            metric_texts,
+            st.lists(st.tuples(good_keys, metric_texts), max_size=2, unique_by=lambda region: region[0]),
+        ),
+        min_size=1,
+        max_size=3,
+        unique_by=lambda test: test[0],
+    ),
+    st.one_of(
+        st.none(),
+        st.tuples(
+            st.integers(min_value=0, max_value=10_000),
+            st.sampled_from(["token", "token", "tail", "comment"]),
+            odd_keys,
+            number_texts,
+            st.one_of(line_tails, st.text(max_size=3)),
+        ),
+    ),
+)
+
+#: Most texts the fast reader takes begin like this; mostly canonical lines after them keep it reading, so that the
+#: property compares the two readers, rather than watching the fast one defer.
+prefixes = st.sampled_from(
+    ["", "version: 1\n", "version: 1\nprofiles:\n", "version: 1\nprofiles: {}\n", "version: 1\nprofiles:\n  p:\n"]
+)
+near_canonical_lines = st.one_of(canonical_lines, canonical_lines, canonical_lines, file_lines)
+budget_texts = st.one_of(
+    st.lists(file_lines, max_size=14).map("\n".join),
+    st.builds("{}{}".format, prefixes, st.lists(near_canonical_lines, max_size=14).map("\n".join)),
+    st.builds(_edited, budget_files.map(dump), edits),
+    st.builds(_mutated, budget_files.map(dump), mutations),
+    laid_out_texts,
+    laid_out_texts,
+)
+
+
+def _read_with_yaml(text: str) -> BudgetFile | None:
+    """The YAML reader's answer, ``None`` for a BudgetFileError; anything else it raises fails the test."""
+    from pytest_allocbudget.yamlread import read_yaml
+
+    try:
+        return read_yaml(text, SOURCE)
+    except BudgetFileError:
+        return None
+
+
+CANONICAL_START = HEADER + "version: 1\nprofiles:\n  p:\n    t:\n"
+
+
+# Texts the two readers once read differently, kept so that each is checked on every run.
+@example("#\x1f\n" + CANONICAL_START + "      peak: 1\n")  # YAML refuses control characters, even in a comment
+@example(CANONICAL_START + "      peak: 1\n#\rversion: 2\n")  # YAML ends a line at \r, \x85, \u2028, \u2029
+@example(CANONICAL_START + "      peak: 1\n# note\x85version: 2\n")
+@example(CANONICAL_START + "      peak: 1\n    " + "k" * 1025 + ":\n      peak: 1\n")  # YAML's key length limit
+@example(CANONICAL_START + "      peak: 010\n")  # 8 in YAML 1.1
+@example(CANONICAL_START + "      peak: 09\n")  # a string in YAML 1.1
+@example(CANONICAL_START + "      peak: 18446744073709551616\n")  # past 64 bits
+@example(CANONICAL_START + "      peak: " + "1" * 5000 + "\n")  # past int()'s digit limit
+@example("version: 1\nprofiles: {}\n  p:\n")  # nothing may follow a closed mapping
+@settings(max_examples=500)
+@given(budget_texts)
+def test_the_fast_reader_and_the_yaml_reader_agree_on_any_text(text: str) -> None:
+    fast = store._read_canonical(text)  # None: not its layout, it defers to the YAML reader
+    event("read by the fast reader" if fast is not None else "deferred")
+    slow = _read_with_yaml(text)
+    if fast is not None:
+        assert slow == fast
