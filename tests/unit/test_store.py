@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import sys
 import random
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable, Optional
