@@ -15,23 +15,63 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .measure import Region
+from .measure import Measurement, Region
 
-__all__ = ["Rerun", "as_positional", "measured_call", "prime_frame"]
+__all__ = ["Rerun", "as_positional", "measure_again", "measured_call", "prime_frame"]
 
 
 @dataclass(frozen=True)
 class Rerun:
-    """How to call a test function once more with the arguments of its measured call, to explain a failure.
+    """How to call a test function once more with the arguments of its measured call: to confirm a budget
+    failure (:func:`measure_again`) or to explain it.
 
-    ``coroutine``: ``call()`` returns the test's coroutine, to be run to its end on a fresh asyncio event loop (the
-    loop it ran on first is the runner's, and cannot be borrowed from a forked child).  ``impossible``: why the test
-    cannot be run again at all; ``call`` is then not to be called.
+    ``coroutine``: the function returns the test's coroutine, to be run to its end on a fresh asyncio event loop
+    (the loop it ran on first is the runner's, and cannot be borrowed from a forked child).  ``impossible``: why the
+    test cannot be run again at all; it is then not to be called.
     """
 
-    call: Callable[[], object]
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
     coroutine: bool = False
     impossible: str | None = None
+
+    def call(self) -> object:
+        return self.function(*self.args, **self.kwargs)
+
+
+def measure_again(rerun: Rerun, region: Region) -> Measurement | str:
+    """Call the test once more inside ``region``, as its measured call was made; its measurement, or why there is
+    none (the call raised: a test called twice with the same fixture values may well)."""
+    function = rerun.function
+    positional = as_positional(function, rerun.args, rerun.kwargs)
+    try:
+        if not rerun.coroutine:
+            if positional is not None:
+                with region:
+                    function(*positional)
+            else:
+                with region:
+                    rerun.call()
+        else:
+            import asyncio  # only for an async test, which has imported it already
+
+            async def run() -> None:
+                coroutine: Any = function(*positional) if positional is not None else rerun.call()
+                with region:
+                    await coroutine
+
+            loop = asyncio.new_event_loop()  # not asyncio.run, which would also clear the thread's current loop
+            try:
+                loop.run_until_complete(run())
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+    except Exception as error:
+        return f"it raised {type(error).__name__}: {error}"
+    if region.measurement is None:
+        return "it measured nothing"
+    return region.measurement
 
 
 def measured_call(
@@ -64,7 +104,7 @@ def measured_call(
         else:
             with region:
                 result = function(*args, **kwargs)
-        after(Rerun(lambda: function(*args, **kwargs)))
+        after(Rerun(function, args, kwargs))
         return result
 
     return measured
@@ -100,7 +140,7 @@ def _measured_coroutine(
             else f"it ran on {loop or 'an event loop other than asyncio'}, and an async test is run again only on a "
             "fresh asyncio event loop"
         )
-        after(Rerun(lambda: function(*args, **kwargs), coroutine=True, impossible=impossible))
+        after(Rerun(function, args, kwargs, coroutine=True, impossible=impossible))
         return result
 
     return measured

@@ -25,22 +25,19 @@ from __future__ import annotations
 import gc
 import inspect
 import os
-import pickle
-import select
-import signal
 import sys
-import time
 import tracemalloc
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType, ModuleType
 from typing import Any, Callable
 
 from .counter import native
+from .forked import ForkFailed, run_forked
+from .forked import available as forked_available
 from .measure import _OWN_FILES, TOP_LINES, LineStat
 
-__all__ = ["Explanation", "explain"]
+__all__ = ["Explanation", "explain", "trace"]
 
 #: A new peak snapshot is taken when traced memory exceeds the last one by this fraction, plus ``_MARGIN_BYTES``.
 _MARGIN_FRACTION = 0.05
@@ -129,51 +126,18 @@ def explain(call: Callable[[], object], timeout: float = 120.0, *, coroutine: bo
     """
     if tracemalloc.is_tracing():
         return Explanation(error="tracemalloc was already tracing, so the test was not run again")
-    if hasattr(os, "fork"):
+    if forked_available():
         return _in_child(call, timeout, coroutine)
     if sys.version_info < (3, 12):
-        return _trace(call, coroutine)
+        return trace(call, coroutine)
     return Explanation(error="running a test again to explain it needs os.fork on Python 3.12 and later")
 
 
 def _in_child(call: Callable[[], object], timeout: float, coroutine: bool) -> Explanation:
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        # "This process is multi-threaded, use of fork() may lead to deadlocks in the child": the child runs only
-        # the test function and exits; a deadlock there is bounded by the timeout below.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child; coverage does not follow it
-        status = 1
-        try:
-            os.close(read_end)
-            payload = pickle.dumps(_trace(call, coroutine))
-            with os.fdopen(write_end, "wb") as stream:
-                stream.write(payload)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    chunks = []
-    deadline = time.monotonic() + timeout
     try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([read_end], [], [], remaining)[0]:
-                os.kill(pid, signal.SIGKILL)
-                return Explanation(error=f"the second run took longer than {timeout:g} s and was stopped")
-            chunk = os.read(read_end, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(read_end)
-        os.waitpid(pid, 0)
-    if not chunks:
-        return Explanation(error="the second run ended without an answer")
-    result = pickle.loads(b"".join(chunks))  # our own child's data
-    assert isinstance(result, Explanation)
-    return result
+        return run_forked(lambda: trace(call, coroutine), timeout)
+    except ForkFailed as failure:
+        return Explanation(error=f"the second run {failure}")
 
 
 def _counter_module() -> ModuleType | None:
@@ -181,7 +145,8 @@ def _counter_module() -> ModuleType | None:
     return None if counter is None or counter.running() else counter
 
 
-def _trace(call: Callable[[], object], coroutine: bool = False) -> Explanation:
+def trace(call: Callable[[], object], coroutine: bool = False) -> Explanation:
+    """Run ``call`` under the explanation's probes in this process (see :func:`explain`)."""
     tracing = _Tracing()
     if not coroutine:
         with tracing:

@@ -43,6 +43,9 @@ def json_report(
         "missing": count(Status.MISSING),
         "unrecorded": count(Status.UNRECORDED),
         "improved": sum(1 for verdict in verdicts if verdict.improvements),
+        "passed_on_second_call": sum(
+            1 for verdict in verdicts if verdict.first_call is not None and verdict.status is Status.PASSED
+        ),
         "stale": stale,
         "pruned": [describe_key(key) for key in session.pruned],
     }

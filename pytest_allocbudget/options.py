@@ -110,6 +110,11 @@ REFERENCE: dict[str, Reference] = {
         more="It applies to every budgeted test: by the marker, by `--alloc-all` or by regions of the fixture. "
         "See [Isolated tests](#isolated-tests)."
     ),
+    "--alloc-first-call-only": Reference(
+        more="Without it, a test measured as a whole whose first call is over its budget or a limit is called once "
+        "more, in a forked child process, and judged on that call; regions are always judged on their one run. "
+        "See [measuring.md](measuring.md#a-failure-is-confirmed-by-a-second-call)."
+    ),
     "alloc_budget_file": Reference("path", "Used when `--alloc-file` is not given."),
     "alloc_budget_lock_timeout": Reference("seconds (a number >= 0)", "Used when `--alloc-lock-timeout` is not given."),
     "alloc_budget_tolerance": Reference(_TOLERANCE, "Used when `--alloc-tolerance` is not given."),
@@ -125,6 +130,7 @@ REFERENCE: dict[str, Reference] = {
     "alloc_budget_json": Reference("path", "Used when `--alloc-json` is not given."),
     "alloc_budget_warmup": Reference(more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_warmup")),
     "alloc_budget_isolate": Reference(more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_isolate")),
+    "alloc_budget_first_call_only": Reference(more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_first_call_only")),
     "alloc_budget_all": Reference(
         more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_all") + " Set it here rather than on the command line: a run "
         "without it checks none of the entries of the tests it no longer budgets, and finds them stale."
@@ -234,6 +240,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "out (default: ini alloc_budget_isolate, else off).",
     )
     group.addoption(
+        "--alloc-first-call-only",
+        action="store_true",
+        default=None,
+        help="judge every test on its first call alone: a test whose first call exceeds its budget is not called a "
+        "second time, in a child process, to tell work paid once per process from a regression "
+        "(default: ini alloc_budget_first_call_only, else off).",
+    )
+    group.addoption(
         ISOLATED_CHILD_OPTION,
         metavar="PATH",
         default=None,
@@ -249,6 +263,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "alloc_budget_isolate",
         type="bool",
         help="run every budgeted test in a fresh Python process, as for --alloc-isolate (default: false).",
+        default=False,
+    )
+    parser.addini(
+        "alloc_budget_first_call_only",
+        type="bool",
+        help="judge every test on its first call alone, as for --alloc-first-call-only (default: false).",
         default=False,
     )
     parser.addini(

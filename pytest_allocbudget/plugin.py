@@ -391,25 +391,29 @@ class AllocBudgetPlugin:
         return swapped
 
     def conclude(self, item: pytest.Function, swapped: _Swapped) -> None:
-        """Keep what the measured call measured, with an explanation from a second run if it fails its budget."""
-        from .explain import Explanation, explain
+        """Keep what the measured call measured.  If it fails its budget, a second call confirms or clears the
+        failure (confirm.py), and explains it where asked to."""
         from .session import Recorded
 
         measurement = swapped.region.measurement
         if measurement is None:
             return
-        explanation = None
-        if (
-            swapped.reruns
-            and self.settings.explain == "rerun"
-            and self.session.fails(swapped.key, measurement.values, swapped.plan)
-        ):
-            rerun = swapped.reruns[0]
-            if rerun.impossible is not None:
-                explanation = Explanation(error=rerun.impossible)
-            else:
-                explanation = explain(rerun.call, coroutine=rerun.coroutine)
-        recorded = Recorded(swapped.key, measurement, swapped.plan, explanation)
+        key, plan = swapped.key, swapped.plan
+        explanation = first_call = None
+        if swapped.reruns and self.session.fails(key, measurement.values, plan):
+            from .confirm import confirm
+
+            confirmation = confirm(
+                swapped.reruns[0],
+                lambda: self.region(key, plan),
+                lambda values: self.session.fails(key, values, plan),
+                explaining=self.settings.explain == "rerun",
+                second_call=not self.settings.first_call_only,
+            )
+            explanation = confirmation.explanation
+            if confirmation.measurement is not None:
+                first_call, measurement = measurement.values, confirmation.measurement
+        recorded = Recorded(key, measurement, plan, explanation, first_call)
         item.stash.setdefault(_recorded_key, []).append(recorded)
 
     def isolates(self, plan: MarkerPlan | None) -> bool:

@@ -82,7 +82,7 @@ def _lines_text(
         out.append(f"the test could not be run again to find its lines: {explanation.error}")
     if explanation is not None and failing & {"allocations", "allocated"} and explanation.alloc_lines:
         out.append(
-            "source lines that made the most allocation calls, in a second run of the test under a trace hook "
+            "source lines that made the most allocation calls, in one more run of the test under a trace hook "
             "(freed blocks included; tracing changes some of the interpreter's own allocations, so compare "
             "lines with each other rather than with the budget):"
         )
@@ -93,7 +93,7 @@ def _lines_text(
         )
     if explanation is not None and "peak" in failing and explanation.peak_lines:
         out.append(
-            f"source lines holding memory near the peak, in a second run of the test under tracemalloc "
+            f"source lines holding memory near the peak, in one more run of the test under tracemalloc "
             f"(captured at {format_bytes(explanation.captured)} of its {format_bytes(explanation.peak)} peak):"
         )
         out.extend(_stat_lines(explanation.peak_lines, rootdir))
@@ -136,6 +136,16 @@ def failure_text(
     """The long report of a region that failed its budget or a limit."""
     out = [f"allocation budget exceeded: {describe_key(verdict.key)} (profile {verdict.profile})"]
     out.extend(f"  {metric_line(result)}" for result in verdict.failures)
+    if verdict.first_call is not None:
+        first = ", ".join(
+            f"{result.metric} {_exact(verdict.first_call[result.metric], result.unit)}"
+            for result in verdict.failures
+            if result.metric in verdict.first_call
+        )
+        out.append(
+            f"the numbers above are a second call's, made in a child process because the first call was over too "
+            f"({first}): work paid once per process does not explain the excess"
+        )
     out.extend(_lines_text(verdict, lines, explanation, rootdir))
     if any(result.status is MetricStatus.REGRESSED for result in verdict.failures) and not update:
         out.append(f"if the increase is intended, re-record: {rerecord_command(verdict.key[0])}")
@@ -215,6 +225,19 @@ def summary_lines(
                 "yellow",
             )
         )
+    second = [v for v in verdicts if v.first_call is not None and v.status is Status.PASSED]
+    if second:
+        lines.append(
+            (
+                f"{len(second)} passed on a second call: the first call was over its budget, a second one in a child "
+                "process was within it (work paid once per process, such as a first import or a cache, landed on "
+                "the first call):",
+                None,
+            )
+        )
+        lines.extend((f"  {describe_key(v.key)}: {first_call_excess(v)}", None) for v in second[:10])
+        if len(second) > 10:
+            lines.append((f"  ... and {len(second) - 10} more", None))
     tighten = [verdict for verdict in verdicts if verdict.improvements]
     if tighten:
         lines.append((f"{len(tighten)} budget(s) could be tightened (pytest --alloc-update records them):", None))
@@ -222,6 +245,20 @@ def summary_lines(
         if len(tighten) > 10:
             lines.append((f"  ... and {len(tighten) - 10} more", None))
     return lines
+
+
+def first_call_excess(verdict: Verdict) -> str:
+    """What the first call of a test that passed on its second measured, against its budget, metric by metric."""
+    assert verdict.first_call is not None
+    parts = []
+    for result in verdict.metrics:
+        first = verdict.first_call.get(result.metric)
+        if first is None or result.budget is None or first <= result.tolerance.allowed(result.budget):
+            continue
+        then = format_quantity(result.measured, result.unit)
+        budget = format_quantity(result.budget, result.unit)
+        parts.append(f"{result.metric} {format_quantity(first, result.unit)}, then {then} (budget {budget})")
+    return ", ".join(parts) or "over a limit on the first call only"
 
 
 def measured_breakdown(verdicts: Sequence[Verdict]) -> str:

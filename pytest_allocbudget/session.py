@@ -36,6 +36,7 @@ class Recorded:
     measurement: Measurement
     plan: MarkerPlan
     explanation: Explanation | None = None
+    first_call: Mapping[str, int] | None = None  # when ``measurement`` is a second call's (see confirm.py)
 
 
 @dataclass
@@ -118,6 +119,8 @@ class BudgetSession:
         problems: list[str] = []
         for item in recorded:
             verdict = self.judge(item.key, item.measurement.values, item.plan)
+            if item.first_call is not None:
+                verdict = replace(verdict, first_call=item.first_call)
             self.results[item.key] = verdict
             self.judged.setdefault(item.key[0], []).append(item.key)
             self.passed_keys.setdefault(item.key[0], set()).add(item.key[1])

@@ -202,6 +202,7 @@ class RunSettings:
     json_path: Path | None
     warmup: bool = False
     isolate: bool = False
+    first_call_only: bool = False  # no second call confirms a budget failure (confirm.py)
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds an update run waits for another writer of the file
 
 
@@ -259,6 +260,7 @@ def resolve_run_settings(
         json_path=json_path,
         warmup=bool(option("--alloc-warmup") or ini("alloc_budget_warmup")),
         isolate=bool(option("--alloc-isolate") or ini("alloc_budget_isolate")),
+        first_call_only=bool(option("--alloc-first-call-only") or ini("alloc_budget_first_call_only")),
         lock_timeout=lock_timeout,
     )
 

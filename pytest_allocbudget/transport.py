@@ -48,6 +48,7 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
         "profile": verdict.profile,
         "status": verdict.status.value,
         "metrics": metrics,
+        "first_call": None if verdict.first_call is None else dict(verdict.first_call),
     }
 
 
@@ -63,7 +64,9 @@ def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
         )
         for metric, item in data["metrics"].items()
     )
-    return Verdict((data["nodeid"], data["region"]), data["profile"], Status(data["status"]), results)
+    first = data.get("first_call")
+    first_call = None if first is None else {str(name): int(value) for name, value in first.items()}
+    return Verdict((data["nodeid"], data["region"]), data["profile"], Status(data["status"]), results, first_call)
 
 
 @dataclass

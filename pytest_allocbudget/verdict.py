@@ -73,6 +73,9 @@ class Verdict:
     profile: str
     status: Status
     metrics: tuple[MetricResult, ...]
+    #: The first call's numbers, when its budget failure was confirmed by a second call (confirm.py) whose
+    #: numbers are the ones judged here; ``None`` when the test was judged on its first call.
+    first_call: Mapping[str, int] | None = None
 
     @property
     def failures(self) -> tuple[MetricResult, ...]:

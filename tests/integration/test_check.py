@@ -7,6 +7,9 @@ import re
 
 import pytest
 
+#: Judge the first call alone, for the tests of the tolerance's arithmetic at its exact edge.
+FIRST_CALL = "--alloc-first-call-only"
+
 KEEPER = """
 import pytest
 
@@ -49,8 +52,12 @@ def test_regression_fails_the_test_with_a_report(tester: pytest.Pytester, read_b
     assert "budget" in line
     assert "tolerance" in line
     assert re.search(r"\(\+\d+(\.\d+)?%\)", line), line
-    assert f"{values['peak']:,}" in line
     assert f"{values['peak'] // 4:,}" in line
+    # Judged on a second call (the first was over too), which the report says, with the first call's numbers.
+    assert (
+        f"a second call's, made in a child process because the first call was over too (peak {values['peak']:,} B)"
+        in output
+    )
     assert "retained:" not in output  # only the failing metric is reported
     result.stdout.fnmatch_lines(
         [
@@ -66,11 +73,13 @@ def test_default_tolerance_absolute_part_is_4_kib(tester: pytest.Pytester, read_
     # 2% of ~100 kB is below 4 KiB, so the absolute part decides.
     _, values = _record(tester, read_budgets, size=100_000)
     measured = values["retained"]
+    # Judged on the first call alone, whose numbers the recording's equal: a second call keeps its data in a list
+    # that grows differently (see test_second_call.py).
     _set_value(tester, "retained", measured, measured - 4096)
-    result = tester.runpytest()
+    result = tester.runpytest(FIRST_CALL)
     result.assert_outcomes(passed=1)
     _set_value(tester, "retained", measured - 4096, measured - 4097)
-    result = tester.runpytest()
+    result = tester.runpytest(FIRST_CALL)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [f"*retained: measured {measured:,} B, budget {measured - 4097:,} B, change +4,097 B*tolerance 2%, 4 KiB*"]
@@ -84,9 +93,9 @@ def test_default_tolerance_percent_part_is_2_percent(tester: pytest.Pytester, re
     measured = values["retained"]
     lowest = next(b for b in range(measured * 100 // 102 - 2, measured) if b + -(-b * 2 // 100) >= measured)
     _set_value(tester, "retained", measured, lowest)
-    tester.runpytest().assert_outcomes(passed=1)
+    tester.runpytest(FIRST_CALL).assert_outcomes(passed=1)
     _set_value(tester, "retained", lowest, lowest - 1)
-    tester.runpytest().assert_outcomes(failed=1)
+    tester.runpytest(FIRST_CALL).assert_outcomes(failed=1)
 
 
 def test_check_run_never_writes_the_file(tester: pytest.Pytester, read_budgets) -> None:

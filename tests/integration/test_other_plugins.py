@@ -115,7 +115,10 @@ def test_a_rerun_replaces_the_attempt_before_it(
     monkeypatch.delenv("RECORDING")
     report = tmp_path / "report.json"
     junit = tmp_path / "junit.xml"
-    result = tester.runpytest("-p", "rerunfailures", "--reruns", "2", f"--alloc-json={report}", f"--junitxml={junit}")
+    # Judged on the first call alone: by default a second call, in a child process, clears the first attempt's
+    # failure before the rerun plugin sees it.
+    options = ("--reruns", "2", f"--alloc-json={report}", f"--junitxml={junit}", "--alloc-first-call-only")
+    result = tester.runpytest("-p", "rerunfailures", *options)
     # The first attempt fails its budget, the rerun is within it: pytest reports one rerun and a pass.
     assert result.parseoutcomes() == {"passed": 2, "rerun": 1}
     assert result.ret == pytest.ExitCode.OK

@@ -57,6 +57,7 @@ RESULT_SCHEMA = {
     "profile": str,
     "status": ("enum", {"passed", "failed", "missing", "unrecorded"}),
     "metrics": ("map", METRIC_SCHEMA),
+    "first_call": ("optional", ("map", INT)),
 }
 SUMMARY_SCHEMA: dict[str, Any] = {
     "measured": INT,
@@ -65,6 +66,7 @@ SUMMARY_SCHEMA: dict[str, Any] = {
     "missing": INT,
     "unrecorded": INT,
     "improved": INT,
+    "passed_on_second_call": INT,
     "stale": ("list", str),
     "pruned": ("list", str),
 }
@@ -106,6 +108,9 @@ def check(value: Any, schema: Any, where: str = "$") -> None:
         for key, item in value.items():
             assert isinstance(key, str), f"{where}: key {key!r}"
             check(item, schema[1], f"{where}.{key}")
+    elif isinstance(schema, tuple) and schema and schema[0] == "optional":
+        if value is not None:
+            check(value, schema[1], where)
     elif isinstance(schema, tuple) and schema and schema[0] == "enum":
         assert value in schema[1] and not isinstance(value, bool), f"{where}: {value!r} not one of {schema[1]}"
     else:
@@ -197,6 +202,7 @@ def test_json_report_of_an_update_and_a_check_run(
         "missing": 0,
         "unrecorded": 0,
         "improved": 0,
+        "passed_on_second_call": 0,
         "stale": [],
         "pruned": [],
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -308,3 +309,19 @@ def test_stale_lines_agree_in_number(update: bool, strict: bool) -> None:
     two = stale_lines([("t.py::test_a", None), ("t.py::test_b", None)], [], update, strict)[0][0]
     assert two.startswith("2 stale entries (their tests no longer exist or no longer measure them) ")
     assert "; remove them with: pytest --alloc-update --alloc-prune" in two
+
+
+def test_a_failure_judged_on_a_second_call_names_the_first_call_s_numbers() -> None:
+    judged = replace(verdict({"peak": 9_000}, {"peak": 1_000}), first_call={"peak": 12_345, "retained": 0})
+    text = report(judged)
+    assert (
+        "the numbers above are a second call's, made in a child process because the first call was over too "
+        "(peak 12,345 B): work paid once per process does not explain the excess"
+    ) in text.splitlines()
+
+
+def test_the_summary_lists_the_tests_that_passed_on_a_second_call() -> None:
+    passed = replace(verdict({"peak": 1_000}, {"peak": 1_000}), first_call={"peak": 300_000})
+    lines = [text for text, _ in summary_lines([passed], PROFILE, Path("allocbudget.yaml"), None, written=False)]
+    assert lines[1].startswith("1 passed on a second call: the first call was over its budget, a second one")
+    assert lines[2] == f"  {NODE}: peak 293.0 KiB, then 1000 B (budget 1000 B)"

@@ -1,0 +1,72 @@
+"""Confirming a budget failure with a second call of the test, made in a forked child.  No pytest in here.
+
+Work that a process does once (a regular expression compiled on first use, a lazy import, a cache filled, a shared
+dict growing past a resize) is paid by whichever test gets there first, so the same test's first call is over its
+budget in one order, or one xdist worker, and within it in another.  A test whose first call exceeds its budget is
+therefore called once more, right away, and judged on that call: the one-time work has been paid by then, while a
+real regression, made again on every call, is still there.  Only failing tests pay for the second call.
+
+The second call runs in a forked child of the process, so that nothing it does reaches the rest of the session:
+a test called twice with the same fixture values may mutate them, append to a module's state, or fail; none of that
+can then change a later test or this test's own outcome.  If the child's call raises, or the platform cannot fork,
+the first call's verdict stands.  When the second call is over the budget too and the run explains failures by
+running the test again, the explanation's run follows in the same child.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Callable
+
+from .calling import Rerun, measure_again
+from .explain import Explanation, explain, trace
+from .forked import ForkFailed, available, run_forked
+from .measure import Measurement, Region
+
+__all__ = ["Confirmation", "confirm"]
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What the second call found: its measurement (``None`` when there is none, and ``reason`` says why) and, when
+    asked for and the test still fails, the explanation of the failure."""
+
+    measurement: Measurement | None
+    explanation: Explanation | None = None
+    reason: str | None = None
+
+
+def confirm(
+    rerun: Rerun,
+    region: Callable[[], Region],
+    fails: Callable[[Mapping[str, int]], bool],
+    explaining: bool,
+    second_call: bool = True,
+    timeout: float = 120.0,
+) -> Confirmation:
+    """Call the test again in a child, measured by a fresh ``region()``; explain it there too if ``explaining``
+    and the second call also ``fails``.  Without ``second_call`` (``--alloc-first-call-only``), only explain.
+    Never raises for what the test does."""
+    if not second_call or rerun.impossible is not None or not available():
+        why = rerun.impossible or ("this platform cannot fork a process" if second_call else "--alloc-first-call-only")
+        explanation = None
+        if explaining:
+            # Without a fork, explain() still runs the test again in this process where that is safe.
+            explanation = Explanation(error=why) if rerun.impossible else explain(rerun.call, coroutine=rerun.coroutine)
+        return Confirmation(None, explanation, why)
+
+    def in_child() -> Confirmation:
+        again = measure_again(rerun, region())
+        if isinstance(again, str):
+            explanation = trace(rerun.call, rerun.coroutine) if explaining else None
+            return Confirmation(None, explanation, f"the second call could not be measured: {again}")
+        if explaining and fails(again.values):
+            return Confirmation(again, trace(rerun.call, rerun.coroutine))
+        return Confirmation(again)
+
+    try:
+        return run_forked(in_child, timeout)
+    except ForkFailed as failure:
+        why = f"the second call {failure}"
+        return Confirmation(None, Explanation(error=why) if explaining else None, why)
