@@ -995,11 +995,11 @@ Metrics = list[tuple[str, str]]
 metric_texts = st.lists(
     st.tuples(st.sampled_from(sorted(METRICS)), good_numbers), min_size=1, max_size=3, unique_by=lambda m: m[0]
 )
-Test = tuple[str, Metrics, list[tuple[str, Metrics]]]
+LaidOut = tuple[str, Metrics, list[tuple[str, Metrics]]]
 Odd = Optional[tuple[int, str, str, str, str]]
 
 
-def _laid_out(profile: str, tests: list[Test], odd: Odd) -> str:
+def _laid_out(profile: str, tests: list[LaidOut], odd: Odd) -> str:
     rows: list[tuple[int, str, str | None]] = [(2, profile, None)]  # indent, key, value
     for nodeid, metrics, regions in tests:
         rows.append((4, nodeid, None))
