@@ -7,7 +7,6 @@ is a method with one owner for its state; per-test data lives in ``item.stash``.
 from __future__ import annotations
 
 import functools
-import gc
 import inspect
 import os
 import unittest
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .ci import detect_ci
+from .freezing import Freezer
 from .options import ISOLATED_CHILD_OPTION, pytest_addoption
 from .settings import (
     MARKER,
@@ -46,10 +46,6 @@ __all__ = ["AllocBudgetPlugin", "PytestAllocBudgetWarning", "pytest_addoption"]
 
 PLUGIN_NAME = "allocbudget-session"
 
-#: When to collect the frozen objects once (see AllocBudgetPlugin.refreeze): after this many measured tests, then
-#: whenever the measured tests have grown by this share since the last time.
-SWEEP_MIN = 100
-SWEEP_GROWTH = 0.25
 
 _plan_key = pytest.StashKey["MarkerPlan | SettingsError"]()
 _recorded_key = pytest.StashKey["list[Recorded]"]()
@@ -128,9 +124,7 @@ class AllocBudgetPlugin:
         self.write_error: str | None = None
         self.interference: str | None = None  # a tracer or profiler seen active when a test was measured
         self.measured_any = False
-        self.froze = False
-        self.measured_tests = 0
-        self.tests_at_sweep = 0  # measured tests at the last full collection of the frozen objects
+        self.freezer = Freezer()
         self.loaded = False
         # What a full run needs to know to find stale entries (see stale.py).
         self.budgeted: set[str] = set()
@@ -233,11 +227,7 @@ class AllocBudgetPlugin:
         if not budgeted:
             return  # nothing to measure: the budget file is not even read
         self.load()
-        # Full collections before and after every region are the main cost of measuring; freezing what exists
-        # after collection (modules, pytest's own objects) keeps them cheap and still empties the free lists.
-        gc.collect()
-        gc.freeze()
-        self.froze = True
+        self.freezer.freeze()  # keeps the full collections of every window cheap (freezing.py)
         _warm_up(self)
 
     def load(self) -> None:
@@ -251,31 +241,6 @@ class AllocBudgetPlugin:
             raise pytest.UsageError(f"{error}\nFix the file by hand or restore it from version control.") from None
         self.loaded = True
 
-    def refreeze(self) -> None:
-        """Freeze what the run has made since the last freeze, after each measured test.
-
-        Each measured window starts and ends with a full collection, which walks every object the collector tracks
-        and has not frozen.  Each test leaves some behind for good (pytest's reports, this plugin's verdicts), so
-        with a single freeze after collection a window costs time in proportion to the tests already run, and a
-        run of N budgeted tests time in proportion to N squared (5,000 tests: 77 s instead of 3 s).
-
-        Frozen objects are never collected, so garbage cycles among them would stay until the end of the run: now
-        and then a sweep, one full collection of everything, releases them, and what survives is frozen again.  A
-        sweep walks everything, so sweeps are spaced in proportion to the run so far (after SWEEP_MIN measured
-        tests, then whenever the measured tests have grown by SWEEP_GROWTH since the last sweep), which keeps their
-        total cost in proportion to the run, as CPython spaces its own full collections.  Counting the frozen
-        objects instead would cost a walk of them each time.
-        """
-        if not self.froze:
-            return
-        self.measured_tests += 1
-        since = self.measured_tests - self.tests_at_sweep
-        if since >= max(SWEEP_MIN, self.tests_at_sweep * SWEEP_GROWTH):
-            self.tests_at_sweep = self.measured_tests
-            gc.unfreeze()
-            gc.collect()
-        gc.freeze()
-
     @pytest.hookimpl(wrapper=True, trylast=True)  # the innermost wrapper: it unfreezes before any other finishes
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         # Frozen objects are invisible to gc.get_referrers and never collected: nothing after the last test (other
@@ -283,15 +248,10 @@ class AllocBudgetPlugin:
         try:
             return (yield)
         finally:
-            self.unfreeze()
-
-    def unfreeze(self) -> None:
-        if self.froze:
-            gc.unfreeze()
-            self.froze = False
+            self.freezer.release()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        self.unfreeze()  # a run that stopped before its test loop ended (an internal error in collection)
+        self.freezer.release()  # a run that stopped before its test loop ended (an internal error in collection)
 
     # ----------------------------------------------------------------------------------------- one test
 
@@ -470,7 +430,7 @@ class AllocBudgetPlugin:
         self.measured_any = True
         passed = report.passed and not hasattr(report, "wasxfail")
         problems = self.session.conclude(recorded, passed)
-        self.refreeze()
+        self.freezer.after_test()
         for entry in recorded:  # the numbers, for --junitxml and other consumers of user properties
             prefix = "alloc_budget" if entry.key[1] is None else f"alloc_budget[{entry.key[1]}]"
             for metric, value in entry.measurement.values.items():

@@ -17,10 +17,12 @@ def pytest_unconfigure(config):
         stream.write("\\n".join(sorted(sys.modules)))
 """
 
-#: What reading the options, the ini keys and the markers needs; nothing that measures, judges, stores or reports.
+#: What reading the options, the ini keys and the markers needs; nothing that measures, judges, stores or reports
+#: (the freezer's module, which imports only gc, holds the run's freezing state from the start).
 LIGHT = {
     "pytest_allocbudget",
     "pytest_allocbudget.ci",
+    "pytest_allocbudget.freezing",
     "pytest_allocbudget.metrics",
     "pytest_allocbudget.options",
     "pytest_allocbudget.plugin",
