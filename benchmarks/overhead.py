@@ -4,6 +4,7 @@ Run by hand (not part of the test suite):
 
     python benchmarks/overhead.py [--rounds 5] [--tests 100] [--repeat 10]
                                   [--unbudgeted 2000] [--unbudgeted-rounds N] [--no-memray] [--only-unbudgeted]
+                                  [--only-counter]
 
 It writes a suite of budgeted tests into a temporary directory, records their budgets once, then runs the suite
 with the three settings in turn, round after round (so that machine noise hits all three alike), and prints the
@@ -31,7 +32,9 @@ alone.
 The whole-suite ratio is what a user sees, but it mixes two effects: the engine's cost on every allocation, and
 the collector, which the plugin switches off inside a measured window (an unmeasured run pays for collections
 while large dicts and lists are built).  A second table isolates the first effect: each workload timed in one
-process, with the collector off in all three settings.
+process, with the collector off in all three settings.  ``--only-counter`` runs this table alone, without the
+tracemalloc column: the quick check of a change to the counter's hot path (run it with each build in turn, several
+times, and compare the medians).
 """
 
 from __future__ import annotations
@@ -208,7 +211,7 @@ def print_unbudgeted(times: dict[str, list[float]], tests: int, rounds: int) -> 
     print(f"Ratio of the medians {ratio:.3f}x, {verdict} the target of at most 1.02x.")
 
 
-def micro(rounds: int) -> None:
+def micro(rounds: int, tracemalloc_too: bool = True) -> None:
     """In-process cost of each engine on each workload, the collector off in all three (as in a measured window)."""
     import gc
     import tracemalloc
@@ -217,9 +220,9 @@ def micro(rounds: int) -> None:
 
     namespace: dict[str, object] = {}
     exec(WORKLOADS, namespace)
-    print("| workload | unmeasured (ms) | counter | tracemalloc |")
-    print("|---|---|---|---|")
-    ratios: dict[str, list[float]] = {"counter": [], "tracemalloc": []}
+    print("| workload | unmeasured (ms) | counter |" + (" tracemalloc |" if tracemalloc_too else ""))
+    print("|---|---|---|" + ("---|" if tracemalloc_too else ""))
+    ratios: dict[str, list[float]] = {"counter": [], "tracemalloc": []} if tracemalloc_too else {"counter": []}
     gc.collect()
     gc.disable()
     try:
@@ -235,16 +238,19 @@ def micro(rounds: int) -> None:
             _counter.start()
             counter = statistics.median(timed() for _ in range(rounds))
             _counter.stop()
-            tracemalloc.start(1)
-            traced = statistics.median(timed() for _ in range(rounds))
-            tracemalloc.stop()
             ratios["counter"].append(counter / base)
-            ratios["tracemalloc"].append(traced / base)
-            print(f"| {work.__name__} | {base * 1000:.1f} | {counter / base:.2f}x | {traced / base:.2f}x |")
+            row = f"| {work.__name__} | {base * 1000:.1f} | {counter / base:.3f}x |"
+            if tracemalloc_too:
+                tracemalloc.start(1)
+                traced = statistics.median(timed() for _ in range(rounds))
+                tracemalloc.stop()
+                ratios["tracemalloc"].append(traced / base)
+                row += f" {traced / base:.2f}x |"
+            print(row)
     finally:
         gc.enable()
     geo = {name: statistics.geometric_mean(values) for name, values in ratios.items()}
-    print(f"| geometric mean | | {geo['counter']:.2f}x | {geo['tracemalloc']:.2f}x |")
+    print("| geometric mean | | " + " | ".join(f"{value:.3f}x" for value in geo.values()) + " |")
 
 
 def pytest_version() -> str:
@@ -266,7 +272,15 @@ def main() -> None:
     )
     parser.add_argument("--no-memray", action="store_true", help="leave pytest-memray out even when it is installed")
     parser.add_argument("--only-unbudgeted", action="store_true", help="run only the no-budget comparison")
+    parser.add_argument(
+        "--only-counter", action="store_true", help="run only the in-process table, unmeasured against the counter"
+    )
     args = parser.parse_args()
+    if args.only_counter:
+        print(f"Python {sys.version.split()[0]}; each workload alone, 5 calls at size 30,000, median of {args.rounds}:")
+        print()
+        micro(args.rounds, tracemalloc_too=False)
+        return
     if args.only_unbudgeted:
         rounds = args.unbudgeted_rounds or args.rounds
         with tempfile.TemporaryDirectory() as name:

@@ -12,12 +12,21 @@
  *   - frees are not counted; they lower live bytes when the block was allocated since start;
  *   - an OBJ or MEM call that the allocator below passes on to the RAW domain (pymalloc does this for blocks over
  *     512 bytes) is counted once, in the domain the program called.
- * By default only the thread that called start() is counted; frees are honoured from every thread.
+ * By default only the thread that called start() is counted; frees are honoured from every thread.  Interpreters
+ * make no difference: the hooks are process-wide, every interpreter calls them, and a thread counts by the same rule
+ * whichever interpreter it is running in.
  *
  * Safety: start() refuses to install twice.  stop() restores the previous allocators only if this hook is still
  * the installed one in every domain; otherwise (someone hooked on top of us, or removed us out of order) it
  * stops counting, leaves the chain alone, keeps its forwarding data alive forever, and raises RuntimeError.
- * The RAW domain is called without the GIL, so all shared state sits behind a spinlock.
+ * No GIL guards the bookkeeping: the RAW domain is called without one, and from 3.12 on an interpreter can have a GIL
+ * of its own and run in parallel with the main one, calling the MEM and OBJ domains under that GIL.  So each table
+ * sits behind a spinlock of its own.  The choice between that lock and leaving other interpreters' calls out
+ * unaccounted was measured (docs/measuring.md): uncontended, the lock cost the hot path nothing that could be told
+ * from noise, while telling the calling interpreter took a call into the interpreter on every allocation, up to 8 ns
+ * on top of a hook that costs 14 to 22.  An interpreter running in parallel can also read an allocator half-swapped by
+ * start() or stop(), so a hook reached with a context that is not its own forwards to the allocator below the set
+ * being swapped (see below()).
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -40,15 +49,18 @@
 #define THREAD_LOCAL _Thread_local
 #endif
 
-/* ------------------------------------------------------------------------------------------------- lock */
+/* ------------------------------------------------------------------------------------------------ locks */
+/* One for each table, so that a thread in the RAW domain without a GIL never waits for the MEM/OBJ path.  Held only
+ * for the bookkeeping of one call, which calls nothing that could come back into a hook. */
 
-static atomic_flag lock = ATOMIC_FLAG_INIT;
+static atomic_flag raw_lock = ATOMIC_FLAG_INIT;
+static atomic_flag mem_lock = ATOMIC_FLAG_INIT;
 
 static inline void
-lock_acquire(void)
+lock_acquire(atomic_flag *lock)
 {
     int spins = 0;
-    while (atomic_flag_test_and_set_explicit(&lock, memory_order_acquire)) {
+    while (atomic_flag_test_and_set_explicit(lock, memory_order_acquire)) {
         if (++spins > 64) {
             yield_cpu();
             spins = 0;
@@ -57,9 +69,9 @@ lock_acquire(void)
 }
 
 static inline void
-lock_release(void)
+lock_release(atomic_flag *lock)
 {
-    atomic_flag_clear_explicit(&lock, memory_order_release);
+    atomic_flag_clear_explicit(lock, memory_order_release);
 }
 
 /* ------------------------------------------------------------------------------- tables of live blocks */
@@ -73,9 +85,8 @@ lock_release(void)
  * hash of chunk numbers with a one-entry cache.  Neighbouring blocks share cache lines, and a lookup of an
  * untracked block is one read.  Sizes that do not fit in 32 bits go to a short overflow list.
  *
- * Two tables: one for the MEM and OBJ domains, which are only ever called with the GIL held, so the GIL guards it
- * and the hot path takes no lock; one for the RAW domain, which any thread may call without the GIL, behind the
- * spinlock.  A block is freed through the domain it was allocated in, so it is always found in its own table. */
+ * Two tables, each behind its own lock: one for the MEM and OBJ domains, one for the RAW domain.  A block is freed
+ * through the domain it was allocated in, so it is always found in its own table. */
 
 #define CHUNK_SHIFT 20
 #define GRAIN_SHIFT 3
@@ -104,7 +115,7 @@ typedef struct {
     int failed; /* the C library could not give memory: live/peak are no longer exact */
 } table_t;
 
-static table_t gil_table;
+static table_t mem_table;
 static table_t raw_table;
 
 static inline size_t
@@ -216,9 +227,13 @@ big_pop(table_t *t, uintptr_t ptr)
     return 0;
 }
 
-/* Records ptr; returns 0, or -1 when it could not be recorded (the table is then marked inexact). */
+/* Records ptr; returns 0, or -1 when it could not be recorded (the table is then marked inexact).  A record already
+ * at that address is a block that was freed without the table knowing yet (through another domain, while an
+ * allocator was being swapped, or by a realloc in another thread that has not done its bookkeeping yet), since the
+ * allocator has just handed the address out again: it is dropped and its size put in *stale, so that live bytes stay
+ * equal to the sum of the table's records and can never wrap. */
 static int
-table_put(table_t *t, uintptr_t ptr, size_t size)
+table_put(table_t *t, uintptr_t ptr, size_t size, size_t *stale)
 {
     uint32_t *leaf = leaf_of(t, ptr, 1);
     if (leaf == NULL) {
@@ -226,12 +241,12 @@ table_put(table_t *t, uintptr_t ptr, size_t size)
         return -1;
     }
     size_t e = entry_of(ptr);
-    if (leaf[e] == BIG) {
-        big_pop(t, ptr); /* a stale record of the same address */
+    if (leaf[e]) {
+        *stale = leaf[e] == BIG ? big_pop(t, ptr) : (size_t)leaf[e] - 1;
+        leaf[e] = 0;
     }
     if (size >= (size_t)BIG - 1) {
         if (big_put(t, ptr, size) < 0) {
-            leaf[e] = 0;
             t->failed = 1;
             return -1;
         }
@@ -273,8 +288,8 @@ table_clear(table_t *t)
 }
 
 /* ------------------------------------------------------------------------------------------- counters */
-/* Each tally has one writer at a time (the GIL holder, or the spinlock holder), so updates are a relaxed load and
- * store, no locked instruction; they are atomics only so that readers in other threads see whole values. */
+/* Each tally has one writer at a time (the holder of its table's lock), so updates are a relaxed load and store, no
+ * locked instruction; they are atomics only so that readers in other threads see whole values. */
 
 typedef struct {
     atomic_ullong allocations;
@@ -282,7 +297,7 @@ typedef struct {
     atomic_ullong live;
 } tally_t;
 
-static tally_t gil_tally;
+static tally_t mem_tally;
 static tally_t raw_tally;
 static atomic_ullong peak = 0;
 
@@ -301,7 +316,7 @@ sub(atomic_ullong *value, unsigned long long amount)
 static inline void
 raise_peak(void)
 {
-    unsigned long long now = atomic_load_explicit(&gil_tally.live, memory_order_relaxed) +
+    unsigned long long now = atomic_load_explicit(&mem_tally.live, memory_order_relaxed) +
                              atomic_load_explicit(&raw_tally.live, memory_order_relaxed);
     unsigned long long high = atomic_load_explicit(&peak, memory_order_relaxed);
     while (now > high && !atomic_compare_exchange_weak(&peak, &high, now)) {
@@ -326,12 +341,14 @@ counts_new_blocks(void)
 static inline void
 account(int raw, void *old, void *ptr, size_t size, int is_realloc)
 {
-    table_t *table = raw ? &raw_table : &gil_table;
-    tally_t *tally = raw ? &raw_tally : &gil_tally;
     int counts = ptr != NULL && counts_new_blocks();
-    if (raw) {
-        lock_acquire();
+    if (old == NULL && !counts) {
+        return; /* a block not counted, in a thread not counted: nothing to look up, so no lock to contend for */
     }
+    table_t *table = raw ? &raw_table : &mem_table;
+    tally_t *tally = raw ? &raw_tally : &mem_tally;
+    atomic_flag *lock = raw ? &raw_lock : &mem_lock;
+    lock_acquire(lock);
     size_t old_size = 0;
     int tracked = 0;
     if (old != NULL) {
@@ -347,14 +364,15 @@ account(int raw, void *old, void *ptr, size_t size, int is_realloc)
             add(&tally->allocations, 1);
             add(&tally->allocated, size);
         }
-        if (table_put(table, (uintptr_t)ptr, size) == 0) {
+        size_t stale = 0;
+        int recorded = table_put(table, (uintptr_t)ptr, size, &stale) == 0;
+        sub(&tally->live, stale);
+        if (recorded) {
             add(&tally->live, size);
             raise_peak();
         }
     }
-    if (raw) {
-        lock_release();
-    }
+    lock_release(lock);
 }
 
 /* ------------------------------------------------------------------------------------------- the hooks */
@@ -363,104 +381,168 @@ typedef struct hook_set hook_set_t;
 
 typedef struct {
     PyMemAllocatorEx previous;
-    PyMemAllocatorDomain domain;
-    hook_set_t *set;
 } hook_ctx_t;
 
 struct hook_set {
-    hook_ctx_t domains[3];
+    hook_ctx_t domains[3]; /* in the order of DOMAINS */
+    hook_set_t *older;     /* the set made before this one: every set ever made, since none is ever freed */
 };
+
+static const PyMemAllocatorDomain DOMAINS[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
+#define RAW 0 /* the index of PYMEM_DOMAIN_RAW in DOMAINS */
 
 static hook_set_t static_set;
 /* The set whose hooks count, NULL when none.  An abandoned set may still sit in the chain; it only forwards. */
 static hook_set_t *_Atomic installed = NULL;
 static hook_set_t *spare = &static_set; /* the set the next start() uses; NULL after a set was abandoned */
+static hook_set_t *_Atomic newest = &static_set; /* the list of every set, through `older` */
+static hook_set_t *_Atomic switching = NULL;     /* the set that start() or stop() last swapped in or out */
 
-static inline int
-skip(const hook_ctx_t *ctx)
+/* Where a call to our function with a context that is not the counting set's goes.  Usually the context is an
+ * abandoned set's, which forwards to what it replaced.  But PyMem_SetAllocator swaps a domain's allocator with plain
+ * stores, and an interpreter running on a GIL of its own may read it half-swapped: our function with the context of
+ * the allocator start() is replacing, or stop() is putting back.  That context is not ours; the allocator it belongs
+ * to is the one below the set being swapped, in this domain (which is why each domain has its own functions). */
+static const PyMemAllocatorEx *
+below(void *vctx, int d)
 {
-    /* RAW calls made on behalf of an OBJ/MEM call are that call's, already counted. */
-    return !atomic_load_explicit(&counting, memory_order_relaxed) ||
-           atomic_load_explicit(&installed, memory_order_relaxed) != ctx->set ||
-           (ctx->domain == PYMEM_DOMAIN_RAW && in_hook);
+    for (hook_set_t *set = atomic_load_explicit(&newest, memory_order_acquire); set != NULL; set = set->older) {
+        if (vctx == &set->domains[d]) {
+            return &set->domains[d].previous;
+        }
+    }
+    return &atomic_load_explicit(&switching, memory_order_acquire)->domains[d].previous;
 }
 
-static void *
-hook_malloc(void *vctx, size_t size)
+/* The counting set's context when vctx is it; NULL when the call is only to be forwarded, through below(). */
+static inline hook_ctx_t *
+counting_ctx(void *vctx, int d)
 {
-    hook_ctx_t *ctx = (hook_ctx_t *)vctx;
-    if (skip(ctx)) {
-        return ctx->previous.malloc(ctx->previous.ctx, size);
+    hook_set_t *set = atomic_load_explicit(&installed, memory_order_relaxed);
+    return set != NULL && vctx == &set->domains[d] ? (hook_ctx_t *)vctx : NULL;
+}
+
+/* Whether a call reaching the counting set's hook is accounted.  RAW calls made on behalf of an OBJ/MEM call are
+ * that call's, already accounted. */
+static inline int
+accounts(int d)
+{
+    return atomic_load_explicit(&counting, memory_order_relaxed) && (d != RAW || !in_hook);
+}
+
+static inline void *
+hook_malloc(void *vctx, int d, size_t size)
+{
+    hook_ctx_t *ctx = counting_ctx(vctx, d);
+    if (ctx == NULL) {
+        const PyMemAllocatorEx *down = below(vctx, d);
+        return down->malloc(down->ctx, size);
     }
+    int accounted = accounts(d);
     in_hook++;
     void *ptr = ctx->previous.malloc(ctx->previous.ctx, size);
     in_hook--;
-    if (ptr != NULL) {
-        account(ctx->domain == PYMEM_DOMAIN_RAW, NULL, ptr, size, 0);
+    if (ptr != NULL && accounted) {
+        account(d == RAW, NULL, ptr, size, 0);
     }
     return ptr;
 }
 
-static void *
-hook_calloc(void *vctx, size_t nelem, size_t elsize)
+static inline void *
+hook_calloc(void *vctx, int d, size_t nelem, size_t elsize)
 {
-    hook_ctx_t *ctx = (hook_ctx_t *)vctx;
-    if (skip(ctx)) {
-        return ctx->previous.calloc(ctx->previous.ctx, nelem, elsize);
+    hook_ctx_t *ctx = counting_ctx(vctx, d);
+    if (ctx == NULL) {
+        const PyMemAllocatorEx *down = below(vctx, d);
+        return down->calloc(down->ctx, nelem, elsize);
     }
+    int accounted = accounts(d);
     in_hook++;
     void *ptr = ctx->previous.calloc(ctx->previous.ctx, nelem, elsize);
     in_hook--;
-    if (ptr != NULL) {
-        account(ctx->domain == PYMEM_DOMAIN_RAW, NULL, ptr, nelem * elsize, 0);
+    if (ptr != NULL && accounted) {
+        account(d == RAW, NULL, ptr, nelem * elsize, 0);
     }
     return ptr;
 }
 
-static void *
-hook_realloc(void *vctx, void *old, size_t size)
+static inline void *
+hook_realloc(void *vctx, int d, void *old, size_t size)
 {
-    hook_ctx_t *ctx = (hook_ctx_t *)vctx;
-    if (skip(ctx)) {
-        return ctx->previous.realloc(ctx->previous.ctx, old, size);
+    hook_ctx_t *ctx = counting_ctx(vctx, d);
+    if (ctx == NULL) {
+        const PyMemAllocatorEx *down = below(vctx, d);
+        return down->realloc(down->ctx, old, size);
     }
+    int accounted = accounts(d);
     in_hook++;
     void *ptr = ctx->previous.realloc(ctx->previous.ctx, old, size);
     in_hook--;
-    if (ptr != NULL) { /* on failure the old block is untouched */
-        account(ctx->domain == PYMEM_DOMAIN_RAW, old, ptr, size, 1);
+    if (ptr != NULL && accounted) { /* on failure the old block is untouched */
+        /* A moved block's old address may already have been handed to another thread, and recorded by it: then
+         * table_put dropped this block's record as stale, and the pop below takes the other's; either way live
+         * bytes stay the sum of the records. */
+        account(d == RAW, old, ptr, size, 1);
     }
     return ptr;
 }
 
-static void
-hook_free(void *vctx, void *ptr)
+static inline void
+hook_free(void *vctx, int d, void *ptr)
 {
-    hook_ctx_t *ctx = (hook_ctx_t *)vctx;
-    if (skip(ctx)) {
-        ctx->previous.free(ctx->previous.ctx, ptr);
+    hook_ctx_t *ctx = counting_ctx(vctx, d);
+    if (ctx == NULL) {
+        const PyMemAllocatorEx *down = below(vctx, d);
+        down->free(down->ctx, ptr);
         return;
     }
-    if (ptr != NULL) {
-        account(ctx->domain == PYMEM_DOMAIN_RAW, ptr, NULL, 0, 0);
+    if (ptr != NULL && accounts(d)) {
+        account(d == RAW, ptr, NULL, 0, 0); /* before the free: once freed, the address may be handed out again */
     }
     in_hook++;
     ctx->previous.free(ctx->previous.ctx, ptr);
     in_hook--;
 }
 
-static const PyMemAllocatorDomain DOMAINS[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
+#define DOMAIN_HOOKS(D, NAME)                                                                                      \
+    static void *NAME##_malloc(void *ctx, size_t size) { return hook_malloc(ctx, D, size); }                      \
+    static void *NAME##_calloc(void *ctx, size_t nelem, size_t elsize) { return hook_calloc(ctx, D, nelem, elsize); } \
+    static void *NAME##_realloc(void *ctx, void *old, size_t size) { return hook_realloc(ctx, D, old, size); }   \
+    static void NAME##_free(void *ctx, void *ptr) { hook_free(ctx, D, ptr); }
+
+DOMAIN_HOOKS(0, raw)
+DOMAIN_HOOKS(1, mem)
+DOMAIN_HOOKS(2, obj)
+
+/* Each domain's hook functions, in the order of DOMAINS; the context is filled in at start(). */
+static const PyMemAllocatorEx HOOKS[3] = {
+    {NULL, raw_malloc, raw_calloc, raw_realloc, raw_free},
+    {NULL, mem_malloc, mem_calloc, mem_realloc, mem_free},
+    {NULL, obj_malloc, obj_calloc, obj_realloc, obj_free},
+};
 
 static int
-is_ours(PyMemAllocatorDomain domain, hook_ctx_t *ctx)
+is_ours(int d, hook_ctx_t *ctx)
 {
     PyMemAllocatorEx current;
-    PyMem_GetAllocator(domain, &current);
-    return current.ctx == ctx && current.malloc == hook_malloc && current.calloc == hook_calloc &&
-           current.realloc == hook_realloc && current.free == hook_free;
+    PyMem_GetAllocator(DOMAINS[d], &current);
+    return current.ctx == ctx && current.malloc == HOOKS[d].malloc && current.calloc == HOOKS[d].calloc &&
+           current.realloc == HOOKS[d].realloc && current.free == HOOKS[d].free;
 }
 
 /* ------------------------------------------------------------------------------------------- Python API */
+
+/* Under both locks: a thread in another interpreter, or one without a GIL, may be in the middle of a call. */
+static void
+clear_tables(void)
+{
+    lock_acquire(&raw_lock);
+    table_clear(&raw_table);
+    lock_release(&raw_lock);
+    lock_acquire(&mem_lock);
+    table_clear(&mem_table);
+    lock_release(&mem_lock);
+}
 
 static PyObject *
 counter_start(PyObject *module, PyObject *args, PyObject *kwargs)
@@ -487,14 +569,13 @@ counter_start(PyObject *module, PyObject *args, PyObject *kwargs)
         if (set == NULL) {
             return PyErr_NoMemory();
         }
+        set->older = atomic_load(&newest);
+        atomic_store_explicit(&newest, set, memory_order_release);
         spare = set;
     }
-    lock_acquire();
-    table_clear(&gil_table);
-    table_clear(&raw_table);
-    lock_release();
+    clear_tables();
     for (int i = 0; i < 2; i++) {
-        tally_t *tally = i ? &raw_tally : &gil_tally;
+        tally_t *tally = i ? &raw_tally : &mem_tally;
         atomic_store(&tally->allocations, 0);
         atomic_store(&tally->allocated, 0);
         atomic_store(&tally->live, 0);
@@ -504,13 +585,12 @@ counter_start(PyObject *module, PyObject *args, PyObject *kwargs)
     all_threads = every_thread;
     my_generation = atomic_fetch_add(&generation, 1) + 1;
     for (int i = 0; i < 3; i++) {
-        hook_ctx_t *ctx = &set->domains[i];
-        ctx->domain = DOMAINS[i];
-        ctx->set = set;
-        PyMem_GetAllocator(DOMAINS[i], &ctx->previous);
+        PyMem_GetAllocator(DOMAINS[i], &set->domains[i].previous);
     }
+    atomic_store_explicit(&switching, set, memory_order_release); /* before a half-swapped allocator can be read */
     for (int i = 0; i < 3; i++) {
-        PyMemAllocatorEx hook = {&set->domains[i], hook_malloc, hook_calloc, hook_realloc, hook_free};
+        PyMemAllocatorEx hook = HOOKS[i];
+        hook.ctx = &set->domains[i];
         PyMem_SetAllocator(DOMAINS[i], &hook);
     }
     installed = set;
@@ -530,18 +610,20 @@ counter_stop(PyObject *module, PyObject *unused)
         PyErr_SetString(PyExc_RuntimeError, "the allocation counter is not running");
         return NULL;
     }
-    lock_acquire();
-    unsigned long long n = atomic_load(&gil_tally.allocations) + atomic_load(&raw_tally.allocations);
-    unsigned long long bytes = atomic_load(&gil_tally.allocated) + atomic_load(&raw_tally.allocated);
-    unsigned long long alive = atomic_load(&gil_tally.live) + atomic_load(&raw_tally.live);
+    lock_acquire(&raw_lock);
+    lock_acquire(&mem_lock);
+    unsigned long long n = atomic_load(&mem_tally.allocations) + atomic_load(&raw_tally.allocations);
+    unsigned long long bytes = atomic_load(&mem_tally.allocated) + atomic_load(&raw_tally.allocated);
+    unsigned long long alive = atomic_load(&mem_tally.live) + atomic_load(&raw_tally.live);
     unsigned long long high = atomic_load(&peak);
-    int exact = !gil_table.failed && !raw_table.failed;
-    lock_release();
+    int exact = !mem_table.failed && !raw_table.failed;
+    lock_release(&mem_lock);
+    lock_release(&raw_lock);
 
     hook_set_t *set = installed;
     int on_top = 1;
     for (int i = 2; i >= 0; i--) {
-        on_top = on_top && is_ours(DOMAINS[i], &set->domains[i]);
+        on_top = on_top && is_ours(i, &set->domains[i]);
     }
     installed = NULL;
     if (!on_top) {
@@ -558,13 +640,11 @@ counter_stop(PyObject *module, PyObject *unused)
             "counting and left the allocator chain untouched. Stop hooks in the reverse order of starting them.");
         return NULL;
     }
+    atomic_store_explicit(&switching, set, memory_order_release);
     for (int i = 2; i >= 0; i--) {
         PyMem_SetAllocator(DOMAINS[i], &set->domains[i].previous);
     }
-    lock_acquire();
-    table_clear(&gil_table);
-    table_clear(&raw_table);
-    lock_release();
+    clear_tables();
     return Py_BuildValue("(KKKKO)", n, bytes, alive, high, exact ? Py_True : Py_False);
 }
 
@@ -602,8 +682,8 @@ counter_counts(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
-    unsigned long long n = atomic_load(&gil_tally.allocations) + atomic_load(&raw_tally.allocations);
-    unsigned long long bytes = atomic_load(&gil_tally.allocated) + atomic_load(&raw_tally.allocated);
+    unsigned long long n = atomic_load(&mem_tally.allocations) + atomic_load(&raw_tally.allocations);
+    unsigned long long bytes = atomic_load(&mem_tally.allocated) + atomic_load(&raw_tally.allocated);
     return Py_BuildValue("(KK)", n, bytes);
 }
 
