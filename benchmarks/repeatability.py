@@ -44,7 +44,9 @@ A test's outcome is read from the JUnit XML report.  A budget failure is a faile
 results with the status ``failed`` or ``missing`` are told apart from the tests that failed on their own (the JSON
 report lists only tests that passed on their own).
 
-``--warmup`` and ``--isolate`` add ``--alloc-warmup`` or ``--alloc-isolate`` to every plugin run, recording included.
+``--warmup`` and ``--isolate`` add ``--alloc-warmup`` or ``--alloc-isolate`` to every plugin run, recording included;
+``--option`` adds any other pytest option the same way (``--option=--alloc-first-call-only`` measures the judging of
+the first call alone, beside the default's second call).
 ``--mark NODEID=ARGUMENTS`` gives the tests whose node id ends with NODEID a marker ``alloc_budget(ARGUMENTS)``, such
 as ``--mark "test_x=tolerance='allocated: 25%'"`` or ``--mark test_y=isolate=True``, from a small plugin module
 outside the project (``-p``), as a user would put the marker on the test: the per-test remedies.
@@ -546,6 +548,7 @@ def measure(suite: Suite, args: argparse.Namespace, work: Path) -> tuple[dict[st
     if args.pristine:
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # installed as usual; then the project's trees must not change
     remedy = [*(["--alloc-warmup"] if args.warmup else []), *(["--alloc-isolate"] if args.isolate else [])]
+    remedy += args.option
     remedy += remedies(work, args.mark, env)
     remedy += [] if args.explain == "default" else [f"--alloc-explain={args.explain}"]
     budgets = work / "budgets.yaml"
@@ -779,6 +782,13 @@ def main() -> None:
     parser.add_argument("--warmup", action="store_true", help="every plugin run with --alloc-warmup")
     parser.add_argument("--isolate", action="store_true", help="every plugin run with --alloc-isolate")
     parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="one more pytest option for every plugin run, such as --option=--alloc-first-call-only (repeatable)",
+    )
+    parser.add_argument(
         "--mark",
         action="append",
         default=[],
@@ -822,7 +832,9 @@ def write(
     began: float,
     final: bool,
 ) -> None:
-    remedy = " ".join([*(["--alloc-warmup"] if args.warmup else []), *(["--alloc-isolate"] if args.isolate else [])])
+    remedy = " ".join(
+        [*(["--alloc-warmup"] if args.warmup else []), *(["--alloc-isolate"] if args.isolate else []), *args.option]
+    )
     duration = time.perf_counter() - began
     header = [
         f"Python {sys.version.split()[0]} on {sys.platform}, {os.cpu_count()} CPUs; PYTHONHASHSEED "
