@@ -57,14 +57,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from repeatability import METRICS, REPO, check, environment, load, name, pytest_command, run
+from repeatability import METRICS, REPO, check, environment, load, name, pytest_command, run, unpack
 
 Key = tuple[str, Optional[str]]  # a node id and a region, or None for the whole test
 Results = dict[Key, dict[str, Any]]
@@ -768,13 +767,7 @@ def prepare(suite: Suite, work: Path, sdists: Path | None, env: dict[str, str]) 
         (archive,) = downloads.iterdir()
     unpacked = work / "src"
     shutil.rmtree(unpacked, ignore_errors=True)
-    with tarfile.open(archive) as tar:
-        # A pinned sdist from the package index; the "data" filter where this Python has it.
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(unpacked, filter="data")
-        else:
-            tar.extractall(unpacked)
-    (source,) = unpacked.iterdir()
+    source = unpack(archive, unpacked)
     if not reused:
         # Editable: the tests import the unpacked tree, so an edit there is what they run.
         check([*pip(python), "install", "-e", str(source)], env=env)
