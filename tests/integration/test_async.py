@@ -7,6 +7,7 @@ never awaited fails the run.
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from dataclasses import dataclass
 
@@ -193,9 +194,11 @@ def test_an_async_test_that_only_awaits_measures_the_same_across_sessions(
         run(tester, runner, "--alloc-update", "--alloc-file", f"{name}.yaml").assert_outcomes(passed=3)
         sessions.append(read_budgets(f"{name}.yaml"))
     assert sessions[1] == sessions[2] == sessions[0]
-    # Within a session the three tests differ by a few of the loop's objects at most (the first one also pays for
-    # first calls on 3.9 and 3.10), well inside the default tolerances (4 KiB, 16 allocations).
-    tests = list(sessions[0].values())
+    # Within a session the three tests differ by a few of the loop's objects at most, well inside the default
+    # tolerances (4 KiB, 16 allocations).  On 3.9 and 3.10 the first one also pays for the first calls of the loop's
+    # functions (52 allocations more under anyio on 3.10), a one-time cost that a check run's second call clears:
+    # there the other two are compared.
+    tests = list(sessions[0].values())[1 if sys.version_info < (3, 11) else 0 :]
     for metric, spread in (("allocations", 16), ("allocated", 4096), ("peak", 4096), ("retained", 4096)):
         values = [values[metric] for values in tests]
         assert max(values) - min(values) <= spread, (metric, values)
