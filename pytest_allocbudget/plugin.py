@@ -645,7 +645,7 @@ class _Swapped:
     key: EntryKey
     plan: MarkerPlan
     region: Region
-    reruns: list[Rerun] = field(default_factory=list)  # the measured call, to run again for an explanation
+    reruns: list[Rerun] = field(default_factory=list)  # the measured call, to make again: a second call, an explanation
 
 
 def _whole_test_plan(item: pytest.Item) -> MarkerPlan | None:
