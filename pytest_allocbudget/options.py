@@ -56,6 +56,14 @@ REFERENCE: dict[str, Reference] = {
         "the file is then left as it is. `0` tries once and does not wait. A "
         "check run never waits.",
     ),
+    "--alloc-hash-seed": Reference(
+        "`keep`, or a whole number from 0 to 4294967295",
+        "Python salts string hashes with a random seed per process, and code that keys dicts and sets by strings "
+        "allocates differently under each seed. The restart happens before any test runs, with the same command "
+        "and arguments; it is said in pytest's header. Where pytest is not started as a command "
+        "(`pytest.main()`), it cannot restart, and the header and the summary say so. "
+        "See [measuring.md](measuring.md#one-hash-seed).",
+    ),
     "--alloc-tolerance": Reference(_TOLERANCE, "It replaces the ini setting and the default as a whole."),
     "--alloc-explain": Reference(
         _one_of(EXPLAIN_MODES),
@@ -248,6 +256,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(default: ini alloc_budget_first_call_only, else off).",
     )
     group.addoption(
+        "--alloc-hash-seed",
+        metavar="SEED",
+        default=None,
+        help="the hash seed (PYTHONHASHSEED) budgets are measured under: a number from 0 to 4294967295, recorded "
+        "in the budget file by an update run, or 'keep' for the seed pytest was started with; a pytest started with "
+        "another seed starts again with this one (default: ini alloc_budget_hash_seed, else the budget file's, "
+        "else 0).",
+    )
+    group.addoption(
         ISOLATED_CHILD_OPTION,
         metavar="PATH",
         default=None,
@@ -270,6 +287,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="bool",
         help="judge every test on its first call alone, as for --alloc-first-call-only (default: false).",
         default=False,
+    )
+    parser.addini(
+        "alloc_budget_hash_seed",
+        help="the hash seed budgets are measured under, as for --alloc-hash-seed (default: the budget file's, else 0).",
+        default="",
     )
     parser.addini(
         "alloc_budget_strict",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import hashseed
 from .ci import detect_ci
 from .freezing import Freezer
 from .options import ISOLATED_CHILD_OPTION, pytest_addoption
@@ -24,6 +25,7 @@ from .settings import (
     MARKER,
     MARKER_HELP,
     MarkerPlan,
+    RunSettings,
     SettingsError,
     parse_marker,
     profile_name,
@@ -62,6 +64,53 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(AllocBudgetPlugin(config), PLUGIN_NAME)
 
 
+@pytest.hookimpl(tryfirst=True)  # before any other plugin's main: nothing has run or been written yet
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Start pytest again under the hash seed the budgets need, when it was started with another (hashseed.py).
+
+    On POSIX the process becomes the new one; elsewhere the new one's exit status is this run's.
+    """
+    if os.environ.get(hashseed.RESTARTED_FROM) is not None:
+        return None  # restarted once already; an xdist worker was not started as a command, and is never restarted
+    if config.getoption(ISOLATED_CHILD_OPTION) or any(
+        config.getoption(name, None) for name in ("help", "version", "collectonly")
+    ):
+        return None
+    try:
+        settings = _run_settings(config, detect_ci())
+    except pytest.UsageError:
+        return None  # pytest_configure reports it
+    want, seed = _wanted_seed(settings), hashseed.process_seed()
+    if want is None or seed == want:
+        return None
+    command = hashseed.restart_command(config.invocation_params.args)
+    return None if command is None else hashseed.restart(command, want, seed)
+
+
+def _run_settings(config: pytest.Config, ci: str | None) -> RunSettings:
+    try:
+        return resolve_run_settings(
+            config.getoption, config.getini, config.inipath, config.rootpath, config.invocation_params.dir, ci
+        )
+    except SettingsError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def _seed_matters(settings: RunSettings) -> bool:
+    """Whether this run's numbers are held against recorded ones or recorded: not without a budget file, unless it
+    records or budgets every test."""
+    return settings.update or settings.budget_all or settings.path.exists()
+
+
+def _wanted_seed(settings: RunSettings) -> int | None:
+    """The hash seed this run's numbers need; ``None`` when it keeps its own, or when the seed does not matter."""
+    if not _seed_matters(settings):
+        return None
+    from .store import peek_hash_seed
+
+    return hashseed.wanted(settings.hash_seed, peek_hash_seed(settings.path))
+
+
 @pytest.fixture
 def alloc_budget(request: pytest.FixtureRequest) -> AllocBudget:
     """Measure named regions of a test, each held to its own budget: ``with alloc_budget.measure("x") as m:``."""
@@ -89,17 +138,7 @@ class AllocBudgetPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.ci = detect_ci()
-        try:
-            settings = resolve_run_settings(
-                config.getoption,
-                config.getini,
-                config.inipath,
-                config.rootpath,
-                config.invocation_params.dir,
-                self.ci,
-            )
-        except SettingsError as error:
-            raise pytest.UsageError(str(error)) from None
+        settings = _run_settings(config, self.ci)
         # The fresh process of an isolated test (see isolate.py): it measures one test and writes only its results.
         child_path = config.getoption(ISOLATED_CHILD_OPTION)
         self.child_path = Path(child_path) if child_path else None
@@ -118,6 +157,9 @@ class AllocBudgetPlugin:
             raise pytest.UsageError("--alloc-prune removes stale entries while recording: use it with --alloc-update")
         self.is_worker = hasattr(config, "workerinput")
         self.settings = settings
+        self.hash_seed = hashseed.process_seed()
+        self.seed_matters = not self.is_worker and _seed_matters(settings)
+        self.wanted_seed = _wanted_seed(settings) if self.seed_matters else None
         self._session: BudgetSession | None = None
         if settings.engine == "counter" and self.counter_missing is not None:
             raise pytest.UsageError(f"--alloc-engine=counter: {self.counter_missing}")
@@ -137,6 +179,9 @@ class AllocBudgetPlugin:
         self.annotations: dict[str, str] = {}  # node id -> GitHub annotation of its budget failure
         self.notes: list[str] = []  # lines for the summary
         self.report_errors: list[str] = []  # the JSON report or the step summary could not be written
+        if self.wanted_seed is not None and self.hash_seed != self.wanted_seed:
+            # Numbers may differ from the recorded ones: the summary says so as well as the header.
+            self.notes.append(str(hashseed.header(self.hash_seed, self.wanted_seed)))
 
     @functools.cached_property
     def counter_missing(self) -> str | None:
@@ -166,12 +211,17 @@ class AllocBudgetPlugin:
                 rootdir=self.config.rootpath,
                 strict=self.settings.strict,
                 lock_timeout=self.settings.lock_timeout,
+                hash_seed=self.hash_seed,
                 unmeasurable=self.counter_missing
                 or (None if self.use_counter else "this run measures with tracemalloc (--alloc-engine=tracemalloc)"),
             )
         return self._session
 
     # ----------------------------------------------------------------------------------------- session
+
+    def pytest_report_header(self) -> str | None:
+        said = hashseed.header(self.hash_seed, self.wanted_seed) if self.seed_matters else None
+        return None if said is None else f"allocbudget: {said}"
 
     @pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have removed what will not run
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -58,6 +58,7 @@ class BudgetSession:
     pruned: list[EntryKey] = field(default_factory=list)
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds to wait for another run writing the file
     judged: dict[str, list[EntryKey]] = field(default_factory=dict)  # the entries judged for each test
+    hash_seed: int | None = None  # the seed this run hashes with (None: random), written with what it records
 
     @property
     def verdicts(self) -> list[Verdict]:
@@ -175,7 +176,7 @@ class BudgetSession:
             return  # nothing to change: the file is neither locked nor read again
 
         def change(current: BudgetFile) -> BudgetFile | None:
-            self.merged = merge(current, self.profile, self.pending, self.pending_tolerances, prune)
+            self.merged = merge(current, self.profile, self.pending, self.pending_tolerances, prune, self.hash_seed)
             return self.merged.budgets if self.merged.modified else None
 
         self.written = store.update(self.path, change, self.lock_timeout, on_wait)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from . import hashseed
 from .metrics import METRICS
 from .tolerance import Tolerance
 from .units import parse_size
@@ -204,6 +205,7 @@ class RunSettings:
     isolate: bool = False
     first_call_only: bool = False  # no second call confirms a budget failure (confirm.py)
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds an update run waits for another writer of the file
+    hash_seed: str = ""  # "" (the budget file's), "keep", or a seed: see hashseed.py
 
 
 #: rerun: a failing marker-budgeted test runs again to find its lines; trace: tracemalloc runs in every window
@@ -244,6 +246,11 @@ def resolve_run_settings(
         raise SettingsError(f"{source}: expected one of {', '.join(ENGINES)}, got {engine!r}")
     text, source = pick("--alloc-lock-timeout", "alloc_budget_lock_timeout", str(DEFAULT_LOCK_TIMEOUT))
     lock_timeout = _seconds(text, source)
+    text, source = pick("--alloc-hash-seed", "alloc_budget_hash_seed", "")
+    try:
+        hash_seed = hashseed.parse(text, source) if text else ""
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
     path = resolve_path(option("--alloc-file"), ini("alloc_budget_file"), inipath, rootdir, invocation)
     all_threads = bool(option("--alloc-all-threads") or ini("alloc_budget_all_threads"))
     json_option, json_ini = option("--alloc-json"), ini("alloc_budget_json")
@@ -262,6 +269,7 @@ def resolve_run_settings(
         isolate=bool(option("--alloc-isolate") or ini("alloc_budget_isolate")),
         first_call_only=bool(option("--alloc-first-call-only") or ini("alloc_budget_first_call_only")),
         lock_timeout=lock_timeout,
+        hash_seed=hash_seed,
     )
 
 

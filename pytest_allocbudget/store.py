@@ -30,6 +30,7 @@ from .metrics import METRICS
 __all__ = [
     "FORMAT_VERSION",
     "HEADER",
+    "MAX_SEED",
     "MAX_VALUE",
     "BudgetFile",
     "BudgetFileError",
@@ -37,6 +38,7 @@ __all__ = [
     "dump",
     "load",
     "loads",
+    "peek_hash_seed",
     "save",
     "update",
     "write_atomically",
@@ -62,9 +64,11 @@ class BudgetFileError(Exception):
 
 @dataclass
 class BudgetFile:
-    """All budgets of one file: profile name -> entry key -> metric -> value."""
+    """All budgets of one file: profile name -> entry key -> metric -> value, and the hash seed they were measured
+    under (``None``: the file names none; see hashseed.py)."""
 
     profiles: dict[str, dict[EntryKey, Values]] = field(default_factory=dict)
+    hash_seed: int | None = None
 
     def profile(self, name: str) -> Mapping[EntryKey, Values]:
         """The entries of one profile (empty if the profile has none)."""
@@ -94,13 +98,15 @@ def _sort_key(key: EntryKey) -> tuple[str, str]:
 def dump(budgets: BudgetFile) -> str:
     """Serialise deterministically: the same budgets always give the same text.
 
-    ``version`` comes first, then profiles, node ids, regions and metrics, each sorted, so that the order never
-    depends on the order tests ran in.  The layout is fixed and simple, so it is written directly rather than
-    through PyYAML's emitter, which is slow (almost a second for 10,000 entries) and switches keys of 128
-    characters or more to the explicit ``? key`` form; every key is a plain scalar where that reads back as the
-    same string, and a JSON-quoted one otherwise (JSON strings are valid YAML).
+    ``version`` comes first, then ``hash_seed`` (when known), then profiles, node ids, regions and metrics, each
+    sorted, so that the order never depends on the order tests ran in.  The layout is fixed and simple, so it is
+    written directly rather than through PyYAML's emitter, which is slow (almost a second for 10,000 entries) and
+    switches keys of 128 characters or more to the explicit ``? key`` form; every key is a plain scalar where that
+    reads back as the same string, and a JSON-quoted one otherwise (JSON strings are valid YAML).
     """
     out = [HEADER, f"version: {FORMAT_VERSION}\n"]
+    if budgets.hash_seed is not None:
+        out.append(f"hash_seed: {int(budgets.hash_seed)}\n")
     if not budgets.profiles:
         out.append("profiles: {}\n")
         return "".join(out)
@@ -330,6 +336,29 @@ def loads(text: str, source: str = "<budget file>") -> BudgetFile:
 #: The largest value a budget file holds: the allocation counter counts in 64 bits, and a bound keeps a value of
 #: thousands of digits from ever reaching ``int()``.
 MAX_VALUE = 2**64 - 1
+#: The largest hash seed: the largest ``PYTHONHASHSEED`` Python accepts.
+MAX_SEED = 2**32 - 1
+
+
+def peek_hash_seed(path: Path) -> int | None:
+    """The ``hash_seed`` of the file at ``path`` as :func:`dump` writes it (a line before ``profiles``), read
+    without parsing the file: it is needed before pytest starts (hashseed.py).  ``None`` for a missing or unreadable
+    file, and for one that names no seed on such a line; the full read later finds a seed written anywhere else."""
+    try:
+        with path.open(encoding="utf-8") as stream:
+            for line in stream:
+                if line.startswith("profiles"):
+                    break
+                match = _SEED_LINE.fullmatch(line.rstrip("\n"))
+                if match is not None:
+                    seed = int(match.group(1))
+                    return seed if seed <= MAX_SEED else None
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+_SEED_LINE = re.compile(r"hash_seed: (0|[1-9][0-9]{0,9})")
 
 #: A key, and a value as :func:`dump` writes it: decimal digits with no leading zero, at most twenty of them (as many
 #: as ``MAX_VALUE`` has).  Any other form of a number is left to the YAML reader, which refuses it.
@@ -385,7 +414,7 @@ class _Canonical:
     """The position of :func:`_read_canonical` in the layout; ``take`` is False for anything out of place."""
 
     def __init__(self) -> None:
-        self.version = self.profiles = False
+        self.version = self.profiles = self.seed = False
         self.profiles_open = False  # False after "profiles: {}", which no profile may follow
         self.entries: dict[EntryKey, Values] | None = None  # the open profile, None when none or closed "{}"
         self.nodeid: str | None = None
@@ -401,6 +430,10 @@ class _Canonical:
             if key == "version" and value == str(FORMAT_VERSION) and not self.version:
                 self.version = True
                 return True
+            if key == "hash_seed" and self.version and not self.profiles and not self.seed and value and value != "{}":
+                self.seed = True
+                budgets.hash_seed = int(value)
+                return budgets.hash_seed <= MAX_SEED
             if key == "profiles" and self.version and not self.profiles and value in (None, "{}"):
                 self.profiles, self.profiles_open = True, value is None
                 return True

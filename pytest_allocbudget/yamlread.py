@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import yaml
 
 from .metrics import METRICS
-from .store import FORMAT_VERSION, MAX_VALUE, BudgetFile, BudgetFileError, EntryKey, Values
+from .store import FORMAT_VERSION, MAX_SEED, MAX_VALUE, BudgetFile, BudgetFileError, EntryKey, Values
 
 __all__ = ["read_yaml"]
 
@@ -177,8 +177,8 @@ class _Reader:
     def document(self, root: yaml.Node) -> BudgetFile:
         fields = {key: (node, path) for key, node, path in self.mapping(root, "")}
         for key, (node, path) in fields.items():
-            if key not in ("version", "profiles"):
-                raise self.fail(node, path, "unknown key; expected 'version' and 'profiles'")
+            if key not in ("version", "hash_seed", "profiles"):
+                raise self.fail(node, path, "unknown key; expected 'version', 'hash_seed' and 'profiles'")
         if "version" not in fields:
             raise self.fail(root, "", f"missing 'version: {FORMAT_VERSION}'")
         version_node, version_path = fields["version"]
@@ -195,6 +195,8 @@ class _Reader:
                 f"unsupported version {shown}; this pytest-allocbudget reads version {FORMAT_VERSION}",
             )
         budgets = BudgetFile()
+        if "hash_seed" in fields:
+            budgets.hash_seed = self.number(*fields["hash_seed"], MAX_SEED, "a hash seed")
         if "profiles" not in fields:
             return budgets
         profiles_node, profiles_path = fields["profiles"]
@@ -234,6 +236,10 @@ class _Reader:
         if name not in METRICS:
             known = ", ".join(METRICS)
             raise self.fail(node, path, f"unknown metric {name!r}; known metrics: {known}")
+        return self.number(node, path, MAX_VALUE, "a value")
+
+    def number(self, node: yaml.Node, path: str, largest: int, what: str) -> int:
+        """A whole number from 0 to ``largest``, in plain decimal digits: every reader reads those alike."""
         if not _numeric(node):
             raise self.fail(node, path, f"expected a whole number >= 0, got {self.scalar(node, path)!r}")
         text = node.value
@@ -241,6 +247,7 @@ class _Reader:
             raise self.fail(node, path, f"expected a whole number >= 0, got {text}")
         if not _DECIMAL.fullmatch(text):
             raise self.fail(node, path, f"expected a whole number >= 0 in plain decimal digits, got {text!r}")
-        if len(text) > len(str(MAX_VALUE)) or int(text) > MAX_VALUE:
-            raise self.fail(node, path, f"{_shown(text)} is too large; a value is at most {MAX_VALUE} (2**64 - 1)")
+        if len(text) > len(str(largest)) or int(text) > largest:
+            shown = "2**64 - 1" if largest == MAX_VALUE else "2**32 - 1"
+            raise self.fail(node, path, f"{_shown(text)} is too large; {what} is at most {largest} ({shown})")
         return int(text)

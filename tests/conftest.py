@@ -35,4 +35,7 @@ def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest
     # The outer run may itself be in CI; inner sessions must not see it unless a test sets it.
     for name in ("PYTEST_ADDOPTS", "GITHUB_STEP_SUMMARY", *CI_VARIABLES):
         monkeypatch.delenv(name, raising=False)
+    # Inner sessions hash under the seed budgets are measured with, so that one run as a command is not started
+    # again (tests/integration/test_hash_seed.py unsets it), and one run in this process does not warn of it.
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
     return pytester

@@ -48,6 +48,7 @@ def test_file_layout_is_sorted_and_grouped_by_profile(
     region = [f"          {metric}" for metric in recorded_metrics]
     assert skeleton == [
         "version: 1",
+        "hash_seed: 0",
         "profiles:",
         f"  {profile}:",
         f"    {name}::test_a:",

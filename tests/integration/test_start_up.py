@@ -18,11 +18,13 @@ def pytest_unconfigure(config):
 """
 
 #: What reading the options, the ini keys and the markers needs; nothing that measures, judges, stores or reports
-#: (the freezer's module, which imports only gc, holds the run's freezing state from the start).
+#: (the freezer's module, which imports only gc, holds the run's freezing state from the start; the hash seed's
+#: decides, before anything runs, whether pytest starts again).
 LIGHT = {
     "pytest_allocbudget",
     "pytest_allocbudget.ci",
     "pytest_allocbudget.freezing",
+    "pytest_allocbudget.hashseed",
     "pytest_allocbudget.metrics",
     "pytest_allocbudget.options",
     "pytest_allocbudget.plugin",

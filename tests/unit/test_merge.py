@@ -25,8 +25,9 @@ metric_values = st.dictionaries(
     st.sampled_from(sorted(METRICS)), st.integers(min_value=0, max_value=10**6), min_size=1, max_size=len(METRICS)
 )
 profile_entries = st.dictionaries(keys, metric_values, max_size=8)
+seeds = st.one_of(st.none(), st.integers(min_value=0, max_value=3))
 budget_files = st.builds(
-    BudgetFile, st.dictionaries(st.sampled_from([PROFILE, OTHER, "pypy-3.10"]), profile_entries, max_size=3)
+    BudgetFile, st.dictionaries(st.sampled_from([PROFILE, OTHER, "pypy-3.10"]), profile_entries, max_size=3), seeds
 )
 tolerance_values = st.builds(
     Tolerance,
@@ -299,3 +300,49 @@ def test_a_second_writer_keeps_what_the_first_one_wrote(
             assert final[key] == values
     for key in first:
         assert key in final or (key in prune and key not in second)
+
+
+# ------------------------------------------------------------------------------------------------ hash seed
+
+
+def test_a_run_under_the_files_seed_keeps_it() -> None:
+    budgets = BudgetFile({PROFILE: {("t1", None): {"peak": 100}}}, hash_seed=3)
+    result = merge(budgets, PROFILE, {("t1", None): {"peak": 100}}, {}, hash_seed=3)
+    assert result.budgets.hash_seed == 3
+    assert not result.modified
+
+
+def test_a_seedless_file_was_measured_under_seed_0_and_gets_it_written_with_the_next_change() -> None:
+    budgets = BudgetFile({PROFILE: {("t1", None): {"peak": 100}}})
+    unchanged = merge(budgets, PROFILE, {("t1", None): {"peak": 100}}, {}, hash_seed=0)
+    assert not unchanged.modified  # naming the seed alone is no reason to write the file
+    changed = merge(budgets, PROFILE, {("t2", None): {"peak": 5}}, {}, hash_seed=0)
+    assert changed.modified
+    assert changed.budgets.hash_seed == 0
+
+
+def test_a_run_under_another_seed_writes_its_own() -> None:
+    budgets = BudgetFile({PROFILE: {("t1", None): {"peak": 100}}}, hash_seed=0)
+    result = merge(budgets, PROFILE, {("t1", None): {"peak": 100}}, {}, hash_seed=7)
+    assert result.modified and result.seed_changed
+    assert result.budgets.hash_seed == 7
+
+
+def test_a_run_under_a_random_seed_leaves_the_files_seed() -> None:
+    budgets = BudgetFile({PROFILE: {("t1", None): {"peak": 100}}}, hash_seed=2)
+    result = merge(budgets, PROFILE, {("t1", None): {"peak": 100_000}}, {}, hash_seed=None)
+    assert result.modified and not result.seed_changed
+    assert result.budgets.hash_seed == 2
+
+
+@given(budget_files, profile_entries, tolerance_maps, seeds)
+def test_the_written_seed_is_the_runs_when_known_else_the_files(
+    budgets: BudgetFile, measured: dict[tuple[str, str | None], dict[str, int]], tolerances: dict, seed: int | None
+) -> None:
+    result = merge(budgets, PROFILE, measured, tolerances, hash_seed=seed)
+    if not measured:
+        assert result.budgets is budgets
+    else:
+        assert result.budgets.hash_seed == (budgets.hash_seed if seed is None else seed)
+        before = 0 if budgets.hash_seed is None else budgets.hash_seed
+        assert result.seed_changed == (seed is not None and seed != before)

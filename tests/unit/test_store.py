@@ -84,6 +84,7 @@ profile_names = st.one_of(st.sampled_from(["cpython-3.9", "cpython-3.13t", "pypy
 budget_files = st.builds(
     BudgetFile,
     st.dictionaries(profile_names, st.dictionaries(st.tuples(node_ids, regions), values, max_size=6), max_size=3),
+    st.one_of(st.none(), st.integers(min_value=0, max_value=store.MAX_SEED)),
 )
 
 
@@ -151,7 +152,8 @@ def test_dump_starts_with_header_and_version_before_profiles(budgets: BudgetFile
     text = dump(budgets)
     assert text.startswith(HEADER)
     body = text[len(HEADER) :]
-    assert body.startswith("version: 1\nprofiles:")
+    seed = "" if budgets.hash_seed is None else f"hash_seed: {budgets.hash_seed}\n"
+    assert body.startswith(f"version: 1\n{seed}profiles:")
     assert text.index("version: 1") < text.index("profiles")
     assert text.isascii()  # odd characters are escaped, so the bytes are stable everywhere
 
@@ -199,7 +201,7 @@ def test_hand_edited_layouts_are_read_by_yaml_rules(edit: Callable[[str], str]) 
 def test_dump_is_deterministic_whatever_the_insertion_order(budgets: BudgetFile, rnd: random.Random) -> None:
     profiles = list(budgets.profiles.items())
     rnd.shuffle(profiles)
-    shuffled = BudgetFile()
+    shuffled = BudgetFile(hash_seed=budgets.hash_seed)
     for name, entries in profiles:
         items = list(entries.items())
         rnd.shuffle(items)
@@ -633,7 +635,7 @@ def test_loads_missing_version() -> None:
 @pytest.mark.parametrize(("key", "line"), [("budgets", 2), ("Version", 3)])
 def test_loads_unknown_top_level_key(key: str, line: int) -> None:
     text = "version: 1\n" + ("profiles: {}\n" if line == 3 else "") + f"{key}: {{}}\n"
-    assert _error(text) == f"{SOURCE}:{line} at {key}: unknown key; expected 'version' and 'profiles'"
+    assert _error(text) == f"{SOURCE}:{line} at {key}: unknown key; expected 'version', 'hash_seed' and 'profiles'"
 
 
 @pytest.mark.parametrize("text", ["- version\n- 1\n", "just text\n", "42\n"])
@@ -1053,7 +1055,17 @@ laid_out_texts = st.builds(
 #: Most texts the fast reader takes begin like this; mostly canonical lines after them keep it reading, so that the
 #: property compares the two readers, rather than watching the fast one defer.
 prefixes = st.sampled_from(
-    ["", "version: 1\n", "version: 1\nprofiles:\n", "version: 1\nprofiles: {}\n", "version: 1\nprofiles:\n  p:\n"]
+    [
+        "",
+        "version: 1\n",
+        "version: 1\nprofiles:\n",
+        "version: 1\nprofiles: {}\n",
+        "version: 1\nprofiles:\n  p:\n",
+        "version: 1\nhash_seed: 0\n",
+        "version: 1\nhash_seed: 4294967295\nprofiles:\n  p:\n",
+        "version: 1\nhash_seed: 4294967296\nprofiles:\n",
+        "hash_seed: 1\nversion: 1\nprofiles:\n",
+    ]
 )
 near_canonical_lines = st.one_of(canonical_lines, canonical_lines, canonical_lines, file_lines)
 budget_texts = st.one_of(
@@ -1097,3 +1109,65 @@ def test_the_fast_reader_and_the_yaml_reader_agree_on_any_text(text: str) -> Non
     slow = _read_with_yaml(text)
     if fast is not None:
         assert slow == fast
+
+
+# ------------------------------------------------------------------------------------------------ hash seed
+
+
+@pytest.mark.parametrize("trailing", ["", " "], ids=["fast", "yaml"])
+def test_the_hash_seed_is_read_by_both_readers(trailing: str) -> None:
+    text = f"version: 1\nhash_seed: 4294967295{trailing}\nprofiles: {{}}\n"
+    assert loads(text, SOURCE) == BudgetFile({}, 4294967295)
+
+
+def test_a_file_without_a_hash_seed_names_none() -> None:
+    assert loads("version: 1\nprofiles: {}\n", SOURCE).hash_seed is None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("4294967296", "4294967296 is too large; a hash seed is at most 4294967295 (2**32 - 1)"),
+        ("-1", "expected a whole number >= 0, got -1"),
+        ("0x10", "expected a whole number >= 0 in plain decimal digits, got '0x10'"),
+        ("random", "expected a whole number >= 0, got 'random'"),
+    ],
+)
+def test_a_bad_hash_seed_names_the_line(value: str, message: str) -> None:
+    assert _error(f"version: 1\nhash_seed: {value}\nprofiles: {{}}\n") == f"{SOURCE}:2 at hash_seed: {message}"
+
+
+def test_a_duplicate_hash_seed_is_refused() -> None:
+    assert "duplicate key 'hash_seed'" in _error("version: 1\nhash_seed: 1\nhash_seed: 2\nprofiles: {}\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "seed"),
+    [
+        (HEADER + "version: 1\nhash_seed: 12\nprofiles:\n  p:\n    t:\n      peak: 1\n", 12),
+        ("version: 1\nprofiles:\n  p: {}\nhash_seed: 12\n", None),  # after the profiles: only the full read sees it
+        ("version: 1\nhash_seed: 4294967296\n", None),  # not a seed: the full read refuses it
+        ("version: 1\nhash_seed: 012\n", None),
+        ("", None),
+    ],
+)
+def test_peek_hash_seed_reads_the_line_dump_writes(tmp_path: Path, text: str, seed: int | None) -> None:
+    path = tmp_path / "allocbudget.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert store.peek_hash_seed(path) == seed
+
+
+def test_peek_hash_seed_of_a_missing_or_unreadable_file_is_none(tmp_path: Path) -> None:
+    assert store.peek_hash_seed(tmp_path / "missing.yaml") is None
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe")
+    assert store.peek_hash_seed(tmp_path / "binary.yaml") is None
+
+
+@given(budget_files)
+def test_peek_hash_seed_agrees_with_the_full_read_of_what_dump_writes(budgets: BudgetFile) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "allocbudget.yaml"
+        store.save(path, budgets)
+        assert store.peek_hash_seed(path) == budgets.hash_seed
