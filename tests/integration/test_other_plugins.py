@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+
+from pytest_allocbudget.counter import unavailable_reason
 
 TEST = """
 import pytest
@@ -162,3 +165,47 @@ def test_a_rerun_that_fails_as_a_test_leaves_no_budget_result(tester: pytest.Pyt
     assert result.parseoutcomes() == {"failed": 1, "rerun": 1}
     result.stdout.fnmatch_lines(["*broken on the rerun*"])
     assert json.loads(report.read_text())["results"] == []
+
+
+HYPOTHESIS_TESTS = """
+import pytest
+from hypothesis import given, seed, strategies as st
+
+SEEN = []
+
+@pytest.mark.alloc_budget
+@given(st.lists(st.integers(), max_size=20))
+def test_search(xs):
+    sorted(xs)
+
+@pytest.mark.alloc_budget
+@seed(5)
+@given(st.integers())
+def test_own_seed(n):
+    SEEN.append(n)
+
+@given(st.integers())
+def test_unbudgeted(n):
+    pass
+"""
+
+
+def _allocations(path: Path) -> dict[str, int]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {r["nodeid"].split("::")[-1]: r["metrics"]["allocations"]["measured"] for r in data["results"]}
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason="allocations are counted by the allocation counter")
+def test_a_budgeted_given_test_searches_the_same_examples_in_every_run(tester: pytest.Pytester) -> None:
+    tester.makepyfile(test_h=HYPOTHESIS_TESTS)
+    tester.runpytest_subprocess("--alloc-update").assert_outcomes(passed=3)
+    runs = []
+    for i in range(3):  # each run a process of its own, as a user's runs are
+        result = tester.runpytest_subprocess(f"--alloc-json=run{i}.json")
+        result.assert_outcomes(passed=3)
+        runs.append(_allocations(tester.path / f"run{i}.json"))
+    assert set(runs[0]) == {"test_search", "test_own_seed"}
+    # The same examples each time: what is left is Hypothesis's own bookkeeping of time (a few allocations in
+    # hundreds of thousands); examples drawn at random differ by thousands.
+    counts = [run["test_search"] for run in runs]
+    assert max(counts) - min(counts) <= min(counts) // 1000
