@@ -36,9 +36,13 @@ def _change(result_measured: int, budget: int | None, unit: str) -> str:
 
 def github_summary(verdicts: Sequence[Verdict], profile: str, stale: Iterable[str] = ()) -> str:
     """A Markdown section for ``$GITHUB_STEP_SUMMARY``: regressions, improvements and missing budgets."""
-    rows: dict[str, list[str]] = {"Regressions": [], "Improvements": [], "Missing budgets": []}
+    rows: dict[str, list[str]] = {"Regressions": [], "Improvements": [], "Missing budgets": [], "Unstable": []}
     for verdict in verdicts:
         name = describe_key(verdict.key).replace("|", "\\|")
+        if verdict.status is Status.UNSTABLE:
+            metrics = ", ".join(result.metric for result in verdict.failures)
+            rows["Unstable"].append(f"| `{name}` | {metrics} | over its budget on one call, within on another |")
+            continue
         for result in verdict.failures:
             change = _change(result.measured, result.budget if result.budget is not None else result.limit, result.unit)
             limit = " (limit)" if result.status is MetricStatus.OVER_LIMIT else ""
@@ -51,7 +55,12 @@ def github_summary(verdicts: Sequence[Verdict], profile: str, stale: Iterable[st
             rows["Missing budgets"].append(f"| `{name}` | all | no budget under {profile} |")
     stale = sorted(stale)
     lines = [f"## Allocation budgets ({profile})", ""]
-    singular = {"Regressions": "regression", "Improvements": "improvement", "Missing budgets": "missing budget"}
+    singular = {
+        "Regressions": "regression",
+        "Improvements": "improvement",
+        "Missing budgets": "missing budget",
+        "Unstable": "unstable",
+    }
     counts = ", ".join(
         f"{len(items)} {singular[title] if len(items) == 1 else title.lower()}" for title, items in rows.items()
     )

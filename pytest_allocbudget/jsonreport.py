@@ -42,6 +42,7 @@ def json_report(
         "failed": count(Status.FAILED),
         "missing": count(Status.MISSING),
         "unrecorded": count(Status.UNRECORDED),
+        "unstable": count(Status.UNSTABLE),
         "improved": sum(1 for verdict in verdicts if verdict.improvements),
         "passed_on_second_call": sum(
             1 for verdict in verdicts if verdict.first_call is not None and verdict.status is Status.PASSED

@@ -413,7 +413,7 @@ class AllocBudgetPlugin:
         if measurement is None:
             return
         key, plan = swapped.key, swapped.plan
-        explanation = first_call = None
+        explanation = first_call = third_call = None
         if swapped.reruns and self.session.fails(key, measurement.values, plan):
             from .confirm import confirm
 
@@ -427,7 +427,9 @@ class AllocBudgetPlugin:
             explanation = confirmation.explanation
             if confirmation.measurement is not None:
                 first_call, measurement = measurement.values, confirmation.measurement
-        recorded = Recorded(key, measurement, plan, explanation, first_call)
+            if confirmation.third is not None:
+                third_call = confirmation.third.values
+        recorded = Recorded(key, measurement, plan, explanation, first_call, third_call)
         item.stash.setdefault(_recorded_key, []).append(recorded)
 
     def isolates(self, plan: MarkerPlan | None) -> bool:

@@ -208,8 +208,9 @@ def summary_lines(
             action = f"wrote {path}" if written else f"{path} unchanged"
             lines.append((f"{action}: {counts}", None))
         return lines
-    unrecorded = count(Status.UNRECORDED)
+    unrecorded, unsteady = count(Status.UNRECORDED), count(Status.UNSTABLE)
     unchecked = f", {unrecorded} not checked" if unrecorded else ""  # so that the counts add up to the total
+    unchecked += f", {unsteady} unstable" if unsteady else ""
     lines = [
         (
             f"{measured}): {count(Status.PASSED)} passed, {count(Status.FAILED)} failed, "
@@ -238,6 +239,19 @@ def summary_lines(
         lines.extend((f"  {describe_key(v.key)}: {first_call_excess(v)}", None) for v in second[:10])
         if len(second) > 10:
             lines.append((f"  ... and {len(second) - 10} more", None))
+    shaky = [v for v in verdicts if v.status is Status.UNSTABLE]
+    if shaky:
+        lines.append(
+            (
+                f"{len(shaky)} unstable, not failed: over the budget on one call and within it on another made from "
+                "the same state, so the test's own numbers vary (unseeded randomness, the clock, threads). Make them "
+                "repeat, or give the test a wider tolerance:",
+                "yellow",
+            )
+        )
+        lines.extend((f"  {describe_key(v.key)}: {unstable_spread(v)}", "yellow") for v in shaky[:10])
+        if len(shaky) > 10:
+            lines.append((f"  ... and {len(shaky) - 10} more", "yellow"))
     tighten = [verdict for verdict in verdicts if verdict.improvements]
     if tighten:
         lines.append((f"{len(tighten)} budget(s) could be tightened (pytest --alloc-update records them):", None))
@@ -259,6 +273,19 @@ def first_call_excess(verdict: Verdict) -> str:
         budget = format_quantity(result.budget, result.unit)
         parts.append(f"{result.metric} {format_quantity(first, result.unit)}, then {then} (budget {budget})")
     return ", ".join(parts) or "over a limit on the first call only"
+
+
+def unstable_spread(verdict: Verdict) -> str:
+    """What the two calls from the same state of an unstable test measured, for each metric over its budget."""
+    assert verdict.third_call is not None
+    parts = []
+    for result in verdict.failures:
+        third = verdict.third_call.get(result.metric)
+        if third is None or result.budget is None:
+            continue
+        one, other = format_quantity(result.measured, result.unit), format_quantity(third, result.unit)
+        parts.append(f"{result.metric} {one}, then {other} (budget {format_quantity(result.budget, result.unit)})")
+    return ", ".join(parts)
 
 
 def measured_breakdown(verdicts: Sequence[Verdict]) -> str:

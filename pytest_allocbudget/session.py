@@ -23,7 +23,7 @@ from .settings import DEFAULT_LOCK_TIMEOUT, MarkerPlan
 from .store import BudgetFile, EntryKey, Values
 from .tolerance import Tolerance
 from .transport import WorkerResults
-from .verdict import MetricStatus, Status, Verdict, judge
+from .verdict import MetricStatus, Status, Verdict, judge, unstable
 
 __all__ = ["BudgetSession", "Recorded"]
 
@@ -37,6 +37,7 @@ class Recorded:
     plan: MarkerPlan
     explanation: Explanation | None = None
     first_call: Mapping[str, int] | None = None  # when ``measurement`` is a second call's (see confirm.py)
+    third_call: Mapping[str, int] | None = None  # when the second call was over its budget too
 
 
 @dataclass
@@ -122,6 +123,10 @@ class BudgetSession:
             verdict = self.judge(item.key, item.measurement.values, item.plan)
             if item.first_call is not None:
                 verdict = replace(verdict, first_call=item.first_call)
+            if item.third_call is not None:
+                verdict = replace(verdict, third_call=item.third_call)
+                if not self.update and unstable(verdict, self.judge(item.key, item.third_call, item.plan)):
+                    verdict = replace(verdict, status=Status.UNSTABLE)  # named in the summary; it does not fail
             self.results[item.key] = verdict
             self.judged.setdefault(item.key[0], []).append(item.key)
             self.passed_keys.setdefault(item.key[0], set()).add(item.key[1])

@@ -49,6 +49,7 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
         "status": verdict.status.value,
         "metrics": metrics,
         "first_call": None if verdict.first_call is None else dict(verdict.first_call),
+        "third_call": None if verdict.third_call is None else dict(verdict.third_call),
     }
 
 
@@ -64,9 +65,13 @@ def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
         )
         for metric, item in data["metrics"].items()
     )
-    first = data.get("first_call")
-    first_call = None if first is None else {str(name): int(value) for name, value in first.items()}
-    return Verdict((data["nodeid"], data["region"]), data["profile"], Status(data["status"]), results, first_call)
+    first_call, third_call = (_values(data.get(name)) for name in ("first_call", "third_call"))
+    key = (data["nodeid"], data["region"])
+    return Verdict(key, data["profile"], Status(data["status"]), results, first_call, third_call)
+
+
+def _values(data: Mapping[str, Any] | None) -> dict[str, int] | None:
+    return None if data is None else {str(name): int(value) for name, value in data.items()}
 
 
 @dataclass

@@ -6,7 +6,9 @@ Kept apart from the wiring so that the rules can be unit- and property-tested on
 * a recorded budget passes while the measurement is within ``max(percent, absolute)`` above it;
 * a measurement below its budget by more than the tolerance passes and is reported as a budget to tighten;
 * a budgeted test with no entry fails, unless its whole profile is unrecorded (a new Python version), which only
-  warns: budgets are per profile, and a new profile is something to record, not a regression.
+  warns: budgets are per profile, and a new profile is something to record, not a regression;
+* a test over its budget on one call and within it on another made from the same state is unstable: its own
+  numbers vary (unseeded randomness, the clock, threads), so no budget can hold it; it warns, and is named.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .metrics import METRICS
 from .store import EntryKey
 from .tolerance import Tolerance
 
-__all__ = ["MetricResult", "MetricStatus", "Status", "Verdict", "judge"]
+__all__ = ["MetricResult", "MetricStatus", "Status", "Verdict", "judge", "unstable"]
 
 
 class MetricStatus(enum.Enum):
@@ -35,6 +37,7 @@ class Status(enum.Enum):
     FAILED = "failed"  # a regression or a limit exceeded
     MISSING = "missing"  # no entry, where the profile has entries: fails a check run
     UNRECORDED = "unrecorded"  # no entry, and the profile has none at all: warns only
+    UNSTABLE = "unstable"  # over its budget on one call, within it on another from the same state: warns only
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class Verdict:
     #: The first call's numbers, when its budget failure was confirmed by a second call (confirm.py) whose
     #: numbers are the ones judged here; ``None`` when the test was judged on its first call.
     first_call: Mapping[str, int] | None = None
+    #: The third call's numbers, when the second was over its budget too and a third, from the same state, was
+    #: made to tell a regression from a test whose numbers vary by themselves (confirm.py).
+    third_call: Mapping[str, int] | None = None
 
     @property
     def failures(self) -> tuple[MetricResult, ...]:
@@ -125,3 +131,20 @@ def judge(
     else:
         overall = Status.PASSED
     return Verdict(key, profile, overall, tuple(results))
+
+
+def unstable(second: Verdict, third: Verdict) -> bool:
+    """Whether a test that failed its budget on ``second`` is unstable rather than regressed, given ``third``: a
+    call made from the same state as ``second`` (both in children forked from one process).
+
+    Deterministic code started twice from one state allocates the same; a regression is made again on every call,
+    so it is over the budget on both.  So the test is unstable when every metric that ``second`` has over its budget
+    is within it on ``third``.  A limit is a ceiling the test must never pass: a call over a limit always fails.
+    """
+    if second.status is not Status.FAILED:
+        return False
+    again = {result.metric: result.status for result in third.metrics}
+    return all(
+        result.status is MetricStatus.REGRESSED and again.get(result.metric) in (MetricStatus.OK, MetricStatus.IMPROVED)
+        for result in second.failures
+    )

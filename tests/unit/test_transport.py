@@ -20,14 +20,18 @@ values = st.dictionaries(st.sampled_from(sorted(METRICS)), st.integers(0, 2**64 
     measured=values,
     budget=st.none() | values,
     first_call=st.none() | values,
+    third_call=st.none() | values,
     region=st.none() | st.text(min_size=1),
 )
 def test_a_verdict_comes_back_from_a_worker_as_it_was_sent(
-    measured: dict[str, int], budget: dict[str, int] | None, first_call: dict[str, int] | None, region: str | None
+    measured: dict[str, int],
+    budget: dict[str, int] | None,
+    first_call: dict[str, int] | None,
+    third_call: dict[str, int] | None,
+    region: str | None,
 ) -> None:
     tolerances = {metric: Tolerance(Fraction(5, 2), 16) for metric in METRICS}
     verdict = judge(("t.py::test_x", region), "cpython-3.11", measured, budget, {}, tolerances, True)
-    if first_call is not None:
-        verdict = replace(verdict, first_call=first_call)
+    verdict = replace(verdict, first_call=first_call, third_call=third_call)
     sent = WorkerResults(verdicts=[verdict])
     assert WorkerResults.decode(sent.encode()).verdicts == [verdict]

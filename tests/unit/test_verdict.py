@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pytest_allocbudget.metrics import METRICS
 from pytest_allocbudget.tolerance import Tolerance
-from pytest_allocbudget.verdict import MetricResult, MetricStatus, Status, judge
+from pytest_allocbudget.verdict import MetricResult, MetricStatus, Status, Verdict, judge, unstable
 
 KEY = ("tests/test_a.py::test_a", None)
 PROFILE = "cpython-3.11"
@@ -268,3 +268,51 @@ def test_judge_fails_iff_a_metric_exceeds_budget_plus_slack_or_its_limit(
             assert result.measured < result.budget - result.tolerance.slack(result.budget)
         if result.budget is not None:
             assert result.change == result.measured - result.budget
+
+
+# ------------------------------------------------------------------------------------------------ unstable
+
+BUDGET = {"allocations": 100, "peak": 10_000}
+TIGHT = {"allocations": Tolerance(absolute=0), "peak": Tolerance(absolute=0)}
+
+
+def _judged(measured: Mapping[str, int], limits: Mapping[str, int] | None = None) -> Verdict:
+    return judge(KEY, PROFILE, measured, BUDGET, limits or {}, TIGHT, True)
+
+
+@pytest.mark.parametrize(
+    ("second", "third", "expected"),
+    [
+        ({"allocations": 150, "peak": 10_000}, {"allocations": 100, "peak": 10_000}, True),  # within on the third
+        ({"allocations": 150, "peak": 10_000}, {"allocations": 90, "peak": 12_000}, True),  # peak was not over
+        ({"allocations": 150, "peak": 10_000}, {"allocations": 150, "peak": 10_000}, False),  # over on both: regressed
+        ({"allocations": 150, "peak": 10_000}, {"allocations": 101, "peak": 10_000}, False),  # still over, by less
+        ({"allocations": 150, "peak": 12_000}, {"allocations": 100, "peak": 12_000}, False),  # peak over on both
+        ({"allocations": 150}, {"peak": 10_000}, False),  # the metric that was over was not measured again
+        ({"allocations": 100, "peak": 10_000}, {"allocations": 100, "peak": 10_000}, False),  # second call passed
+    ],
+)
+def test_unstable_when_every_metric_over_the_budget_is_within_it_on_the_third_call(
+    second: dict[str, int], third: dict[str, int], expected: bool
+) -> None:
+    assert unstable(_judged(second), _judged(third)) is expected
+
+
+def test_a_limit_passed_on_one_call_always_fails() -> None:
+    limits = {"allocations": 120}
+    assert not unstable(_judged({"allocations": 150}, limits), _judged({"allocations": 100}, limits))
+
+
+@given(
+    st.dictionaries(st.sampled_from(["allocations", "peak"]), st.integers(0, 20_000), min_size=1),
+    st.dictionaries(st.sampled_from(["allocations", "peak"]), st.integers(0, 20_000), min_size=1),
+)
+def test_a_test_over_on_both_calls_in_some_metric_is_never_unstable(
+    second: dict[str, int], third: dict[str, int]
+) -> None:
+    one, other = _judged(second), _judged(third)
+    over_on_both = {r.metric for r in one.failures} & {r.metric for r in other.failures}
+    if over_on_both or one.status is not Status.FAILED:
+        assert not unstable(one, other)
+    else:
+        assert unstable(one, other) == all(r.metric in third for r in one.failures)
