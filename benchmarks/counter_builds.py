@@ -11,8 +11,9 @@ than that.  Here every build is loaded into this one process (each file is a mod
 own, and only one counts at a time), and each round times every workload unmeasured and under each build in turn,
 in an order that rotates from round to round, in this thread's CPU time (``time.thread_time``, which stands still
 while the thread waits for a core).  It prints, as a Markdown table, each workload's median time under each build
-over its median unmeasured, and the cost per hooked call of a loop that makes and frees two blocks an iteration.
-The workloads are ``overhead.py``'s, at size 30,000, with the collector off throughout.
+over its median unmeasured, the cost per hooked call of a loop that makes and frees two blocks an iteration, and
+the cost of a window that holds one allocation (start, one block kept, stop): what every measured test pays once,
+however little it allocates.  The workloads are ``overhead.py``'s, at size 30,000, with the collector off throughout.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from overhead import WORKLOADS
 
 CHURN_ITERATIONS = 200_000
 CALLS_PER_ITERATION = 4  # bytearray(8): the object and its buffer, each allocated and freed
+WINDOWS = 200  # windows timed per build and round
 
 
 def load(path: Path, index: int) -> ModuleType:
@@ -57,6 +59,19 @@ def churn(size: int) -> None:
         bytearray(8)
 
 
+def windows(counter: ModuleType) -> float:
+    """Seconds per window of one allocation under ``counter``, in this thread's CPU time."""
+    kept: list[bytes] = []
+    start = time.thread_time()
+    for _ in range(WINDOWS):
+        counter.start()
+        kept.append(bytes(100))
+        counter.stop()
+    elapsed = time.thread_time() - start
+    del kept
+    return elapsed / WINDOWS
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("builds", nargs="+", type=Path, help="built copies of pytest_allocbudget/_counter*.so")
@@ -68,6 +83,7 @@ def main() -> None:
     works: list[Callable[[int], object]] = [*namespace["WORKLOADS"], churn]  # type: ignore[misc]
     settings: list[str] = ["unmeasured", *builds]
     times: dict[str, dict[str, list[float]]] = {work.__name__: {setting: [] for setting in settings} for work in works}
+    window_times: dict[str, list[float]] = {name: [] for name in builds}
     gc.collect()
     gc.disable()
     try:
@@ -86,6 +102,9 @@ def main() -> None:
                     if counter is not None:
                         counter.stop()
                     times[work.__name__][setting].append(elapsed)
+            for setting in order:
+                if setting in builds:
+                    window_times[setting].append(windows(builds[setting]))
     finally:
         gc.enable()
     print(f"Python {sys.version.split()[0]}, {args.rounds} rounds, median thread CPU time over the unmeasured median:")
@@ -107,6 +126,8 @@ def main() -> None:
     base = statistics.median(times["churn"]["unmeasured"])
     costs = [(statistics.median(times["churn"][name]) - base) / calls * 1e9 for name in builds]
     print("| ns per hooked call (churn) | | " + " | ".join(f"{cost:.1f}" for cost in costs) + " |")
+    window = [statistics.median(window_times[name]) * 1e6 for name in builds]
+    print("| us per window of one allocation | | " + " | ".join(f"{cost:.1f}" for cost in window) + " |")
     print(
         "| geometric mean, without churn | | "
         + " | ".join(f"{statistics.geometric_mean(values):.3f}x" for values in ratios.values())

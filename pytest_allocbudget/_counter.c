@@ -31,6 +31,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <assert.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -86,16 +87,35 @@ lock_release(atomic_flag *lock)
  * untracked block is one read.  Sizes that do not fit in 32 bits go to a short overflow list.
  *
  * Two tables, each behind its own lock: one for the MEM and OBJ domains, one for the RAW domain.  A block is freed
- * through the domain it was allocated in, so it is always found in its own table. */
+ * through the domain it was allocated in, so it is always found in its own table.
+ *
+ * Leaves outlive the window that made them.  A window touches a dozen chunks or so, and getting a fresh zeroed
+ * 512 KiB leaf from the C library for each (and handing it back at stop) cost about 65 us per window, more than the
+ * counting itself on most tests.  So each leaf has a bitmap of the 4 KiB pages of its entries that table_put wrote,
+ * and clearing a table zeroes only those pages and keeps the leaf in a pool of the table's, for the next window's
+ * chunks; leaves beyond the pool's capacity are freed.  Zeroing with memset was measured against giving the pages
+ * back with madvise (docs/performance.md): a window writes a few pages of each leaf, and memset of a page costs
+ * less than the system call and the page fault that madvise brings back on the next write. */
 
 #define CHUNK_SHIFT 20
 #define GRAIN_SHIFT 3
 #define LEAF_ENTRIES ((size_t)1 << (CHUNK_SHIFT - GRAIN_SHIFT))
+#define PAGE_SHIFT 10 /* entries per dirty bit: 1024 entries, 4 KiB of a leaf */
+#define PAGE_ENTRIES ((size_t)1 << PAGE_SHIFT)
+#define LEAF_PAGES (LEAF_ENTRIES >> PAGE_SHIFT)
+#define LEAF_WORDS (LEAF_PAGES / 64)
+#define POOL_CAPACITY 32   /* kept leaves per table: 16 MiB each at most, beyond the chunks most windows touch */
+#define KEPT_REFS 1024     /* a chunk index larger than this (from a window of over 512 chunks) is not kept */
 #define BIG UINT32_MAX
 
 typedef struct {
+    uint64_t dirty[LEAF_WORDS]; /* the pages of `entries` that may hold a nonzero entry */
+    uint32_t entries[LEAF_ENTRIES];
+} leaf_t;
+
+typedef struct {
     uintptr_t chunk; /* chunk number + 1; 0 = empty slot */
-    uint32_t *leaf;
+    leaf_t *leaf;
 } leaf_ref_t;
 
 typedef struct {
@@ -108,11 +128,13 @@ typedef struct {
     size_t capacity; /* a power of two, or 0 */
     size_t used;
     uintptr_t last_chunk; /* chunk number + 1 of the cached leaf, 0 when none */
-    uint32_t *last_leaf;
+    leaf_t *last_leaf;
     big_t *big;
     size_t big_used;
     size_t big_capacity;
     int failed; /* the C library could not give memory: live/peak are no longer exact */
+    leaf_t *pool[POOL_CAPACITY]; /* all-zero leaves, kept from earlier windows */
+    size_t pooled;
 } table_t;
 
 static table_t mem_table;
@@ -149,8 +171,26 @@ refs_grow(table_t *t)
     return 0;
 }
 
+#ifndef NDEBUG
+static int
+leaf_is_zero(const leaf_t *leaf)
+{
+    for (size_t w = 0; w < LEAF_WORDS; w++) {
+        if (leaf->dirty[w]) {
+            return 0;
+        }
+    }
+    for (size_t e = 0; e < LEAF_ENTRIES; e++) {
+        if (leaf->entries[e]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+#endif
+
 /* The leaf of ptr's chunk; created when `create` is set.  NULL when there is none (or no memory for it). */
-static inline uint32_t *
+static inline leaf_t *
 leaf_of(table_t *t, uintptr_t ptr, int create)
 {
     uintptr_t chunk = (ptr >> CHUNK_SHIFT) + 1;
@@ -174,9 +214,16 @@ leaf_of(table_t *t, uintptr_t ptr, int create)
     if ((t->used + 1) * 2 > t->capacity && refs_grow(t) < 0) {
         return NULL;
     }
-    uint32_t *leaf = calloc(LEAF_ENTRIES, sizeof(uint32_t));
-    if (leaf == NULL) {
-        return NULL;
+    leaf_t *leaf;
+    if (t->pooled) {
+        leaf = t->pool[--t->pooled];
+        assert(leaf_is_zero(leaf));
+    }
+    else {
+        leaf = calloc(1, sizeof(leaf_t));
+        if (leaf == NULL) {
+            return NULL;
+        }
     }
     size_t i = ref_slot(t, chunk);
     while (t->refs[i].chunk) {
@@ -235,26 +282,30 @@ big_pop(table_t *t, uintptr_t ptr)
 static int
 table_put(table_t *t, uintptr_t ptr, size_t size, size_t *stale)
 {
-    uint32_t *leaf = leaf_of(t, ptr, 1);
+    leaf_t *leaf = leaf_of(t, ptr, 1);
     if (leaf == NULL) {
         t->failed = 1;
         return -1;
     }
     size_t e = entry_of(ptr);
-    if (leaf[e]) {
-        *stale = leaf[e] == BIG ? big_pop(t, ptr) : (size_t)leaf[e] - 1;
-        leaf[e] = 0;
+    uint32_t *entry = &leaf->entries[e];
+    if (*entry) {
+        *stale = *entry == BIG ? big_pop(t, ptr) : (size_t)*entry - 1;
+        *entry = 0;
     }
     if (size >= (size_t)BIG - 1) {
         if (big_put(t, ptr, size) < 0) {
             t->failed = 1;
             return -1;
         }
-        leaf[e] = BIG;
+        *entry = BIG;
     }
     else {
-        leaf[e] = (uint32_t)size + 1;
+        *entry = (uint32_t)size + 1;
     }
+    /* The only write of a nonzero entry (table_pop only zeroes), so the pages marked here are all that clearing
+     * has to zero. */
+    leaf->dirty[e >> (PAGE_SHIFT + 6)] |= (uint64_t)1 << ((e >> PAGE_SHIFT) & 63);
     return 0;
 }
 
@@ -262,29 +313,66 @@ table_put(table_t *t, uintptr_t ptr, size_t size, size_t *stale)
 static inline int
 table_pop(table_t *t, uintptr_t ptr, size_t *size)
 {
-    uint32_t *leaf = leaf_of(t, ptr, 0);
+    leaf_t *leaf = leaf_of(t, ptr, 0);
     if (leaf == NULL) {
         return 0;
     }
     size_t e = entry_of(ptr);
-    uint32_t value = leaf[e];
+    uint32_t value = leaf->entries[e];
     if (!value) {
         return 0;
     }
-    leaf[e] = 0;
+    leaf->entries[e] = 0;
     *size = value == BIG ? big_pop(t, ptr) : (size_t)value - 1;
     return 1;
 }
 
+/* Zeroes the pages of `leaf` that table_put wrote, runs of them in one memset, and keeps it in the pool; frees it when
+ * the pool is full. */
+static void
+leaf_release(table_t *t, leaf_t *leaf)
+{
+    if (t->pooled == POOL_CAPACITY) {
+        free(leaf);
+        return;
+    }
+    size_t run = 0; /* the first page of the current run of dirty pages */
+    for (size_t page = 0; page <= LEAF_PAGES; page++) {
+        int dirty = page < LEAF_PAGES && (leaf->dirty[page >> 6] >> (page & 63)) & 1;
+        if (!dirty) {
+            if (run < page) {
+                memset(&leaf->entries[run * PAGE_ENTRIES], 0, (page - run) * PAGE_ENTRIES * sizeof(uint32_t));
+            }
+            run = page + 1;
+        }
+    }
+    memset(leaf->dirty, 0, sizeof(leaf->dirty));
+    t->pool[t->pooled++] = leaf;
+}
+
+/* Forgets every record, as a table that was never used, but keeps zeroed leaves (up to the pool's capacity), the
+ * chunk index and the overflow list's memory for the next window. */
 static void
 table_clear(table_t *t)
 {
     for (size_t i = 0; i < t->capacity; i++) {
-        free(t->refs[i].leaf);
+        if (t->refs[i].leaf != NULL) {
+            leaf_release(t, t->refs[i].leaf);
+        }
     }
-    free(t->refs);
-    free(t->big);
-    memset(t, 0, sizeof(*t));
+    if (t->capacity > KEPT_REFS) {
+        free(t->refs);
+        t->refs = NULL;
+        t->capacity = 0;
+    }
+    else if (t->capacity) {
+        memset(t->refs, 0, t->capacity * sizeof(leaf_ref_t));
+    }
+    t->used = 0;
+    t->last_chunk = 0;
+    t->last_leaf = NULL;
+    t->big_used = 0;
+    t->failed = 0;
 }
 
 /* ------------------------------------------------------------------------------------------- counters */

@@ -60,6 +60,11 @@ class BudgetSession:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds to wait for another run writing the file
     judged: dict[str, list[EntryKey]] = field(default_factory=dict)  # the entries judged for each test
     hash_seed: int | None = None  # the seed this run hashes with (None: random), written with what it records
+    # The last verdict with what it was judged from: a measured call is judged when it ends (does it fail, so that a
+    # second call must confirm it?) and again with the test's outcome, on the same numbers.
+    _last_judged: tuple[EntryKey, dict[str, int], MarkerPlan, BudgetFile, Verdict] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def verdicts(self) -> list[Verdict]:
@@ -86,15 +91,23 @@ class BudgetSession:
         return {**self.tolerances, **plan.tolerances}
 
     def judge(self, key: EntryKey, values: Mapping[str, int], plan: MarkerPlan) -> Verdict:
-        return judge(
+        # The profile and the run's tolerances are fixed for the session; the budgets change only by load(), which
+        # puts another object in place.
+        numbers = dict(values)
+        last = self._last_judged
+        if last is not None and last[0] == key and last[2] is plan and last[3] is self.budgets and last[1] == numbers:
+            return last[4]
+        verdict = judge(
             key,
             self.profile,
-            values,
+            numbers,
             self.budgets.get(self.profile, key),
             plan.limits,
             self.tolerances_for(plan),
             self.profile_recorded,
         )
+        self._last_judged = (key, numbers, plan, self.budgets, verdict)
+        return verdict
 
     def explainer(self, key: EntryKey, plan: MarkerPlan) -> Explain:
         """Asks for source lines only when the region is about to fail, so passing tests pay nothing for them."""

@@ -2,15 +2,14 @@
 
 A tolerance is ``max(percent of the budget, an absolute amount)``.  The percent part scales with big numbers; the
 absolute part absorbs the few hundred bytes that shared state (caches, interned strings) moves between runs, which
-would otherwise make small budgets flaky.  The arithmetic is exact (``Fraction`` and a ceiling) so the same budget
-gives the same verdict on every machine.
+would otherwise make small budgets flaky.  The arithmetic is exact (the percentage is a ``Fraction``, the slack a
+ceiling computed in integers) so the same budget gives the same verdict on every machine.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from .units import parse_size
@@ -26,14 +25,22 @@ class Tolerance:
 
     percent: Fraction = Fraction(0)
     absolute: int = 0
+    # percent / 100 as a numerator and a denominator, taken apart once: every judged test computes a slack twice per
+    # metric, and arithmetic on Fraction objects made up most of the time a verdict took.
+    _numerator: int = field(init=False, repr=False, compare=False)
+    _denominator: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.percent < 0 or self.absolute < 0:
             raise ValueError("a tolerance cannot be negative")
+        ratio = Fraction(self.percent) / 100
+        object.__setattr__(self, "_numerator", ratio.numerator)
+        object.__setattr__(self, "_denominator", ratio.denominator)
 
     def slack(self, budget: int) -> int:
         """How much above ``budget`` is still within tolerance (rounded up: the benefit of the doubt)."""
-        return max(math.ceil(abs(budget) * self.percent / 100), self.absolute)
+        # ceil(|budget| * percent / 100), exactly: floor division of the negated product rounds up.
+        return max(-(-abs(budget) * self._numerator // self._denominator), self.absolute)
 
     def allowed(self, budget: int) -> int:
         """The highest value that still passes against ``budget``."""

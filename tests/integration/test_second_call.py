@@ -7,6 +7,7 @@ cache filled on first use) that the recording run did not see, because another t
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 
@@ -226,3 +227,32 @@ def test_within_on_the_second_call_makes_no_third(
     assert (tmp_path / "calls").read_text() == "3"
     [entry] = data["results"]
     assert entry["status"] == "passed" and entry["third_call"] is None
+
+
+def test_a_passing_test_is_judged_once(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The measured call is judged when it ends (to know whether a second call must confirm a failure) and with the
+    # test's outcome; on the same numbers the second judging is the first one's verdict.
+    # By its name in sys.modules: an earlier inner session may have imported the module anew and dropped it again.
+    session = importlib.import_module("pytest_allocbudget.session")
+    tester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.alloc_budget
+        def test_lists():
+            assert len([[n] for n in range(100)]) == 100
+        """
+    )
+    tester.runpytest("--alloc-update").assert_outcomes(passed=1)
+    judged: list[object] = []
+    real = session.judge
+
+    def counting(*args: object, **kwargs: object) -> object:
+        judged.append(args[0])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(session, "judge", counting)
+    result = tester.runpytest_inprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["1 measured (1 test): 1 passed, 0 failed, 0 missing*"])
+    assert judged == [("test_a_passing_test_is_judged_once.py::test_lists", None)]

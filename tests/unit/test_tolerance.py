@@ -168,6 +168,14 @@ def test_arithmetic_is_exact_for_large_budgets() -> None:
     assert tolerance.slack(10**20 + 1) == 10**18 + 1
 
 
+@given(tolerances, st.integers(min_value=-(2**70), max_value=2**70))
+@example(Tolerance(percent=Fraction(1, 3)), 301)
+@example(Tolerance(percent=Fraction(9999, 100), absolute=1), -(10**20) - 1)
+def test_slack_is_the_ceiling_of_the_exact_fraction(tolerance: Tolerance, budget: int) -> None:
+    # The definition, in Fraction arithmetic: the integer computation must give the same slack for every budget.
+    assert tolerance.slack(budget) == max(math.ceil(abs(budget) * tolerance.percent / 100), tolerance.absolute)
+
+
 @given(tolerances, budgets)
 def test_within_budget_itself(tolerance: Tolerance, budget: int) -> None:
     assert tolerance.within(budget, budget)
