@@ -55,9 +55,10 @@ RESULT_SCHEMA = {
     "nodeid": str,
     "region": (str, None),
     "profile": str,
-    "status": ("enum", {"passed", "failed", "missing", "unrecorded"}),
+    "status": ("enum", {"passed", "failed", "missing", "unrecorded", "unstable"}),
     "metrics": ("map", METRIC_SCHEMA),
     "first_call": ("optional", ("map", INT)),
+    "third_call": ("optional", ("map", INT)),
 }
 SUMMARY_SCHEMA: dict[str, Any] = {
     "measured": INT,
@@ -65,6 +66,7 @@ SUMMARY_SCHEMA: dict[str, Any] = {
     "failed": INT,
     "missing": INT,
     "unrecorded": INT,
+    "unstable": INT,
     "improved": INT,
     "passed_on_second_call": INT,
     "stale": ("list", str),
@@ -201,6 +203,7 @@ def test_json_report_of_an_update_and_a_check_run(
         "failed": 1,
         "missing": 0,
         "unrecorded": 0,
+        "unstable": 0,
         "improved": 0,
         "passed_on_second_call": 0,
         "stale": [],
