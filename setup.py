@@ -38,8 +38,8 @@ ext_modules = []
 if platform.python_implementation() == "CPython":
     ext_modules.append(
         Extension(
-            "pytest_allocbudget._counter",
-            sources=["pytest_allocbudget/_counter.c"],
+            "pytest_allocbudget.measuring._counter",
+            sources=["pytest_allocbudget/measuring/_counter.c"],
             extra_compile_args=["-std=c11"] if platform.system() != "Windows" else [],
             optional=True,
         )

@@ -74,7 +74,9 @@ def windows(counter: ModuleType) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("builds", nargs="+", type=Path, help="built copies of pytest_allocbudget/_counter*.so")
+    parser.add_argument(
+        "builds", nargs="+", type=Path, help="built copies of pytest_allocbudget/measuring/_counter*.so"
+    )
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     builds = {label: load(path, i) for i, (label, path) in enumerate(zip(labels(args.builds), args.builds))}

@@ -216,7 +216,7 @@ def micro(rounds: int, tracemalloc_too: bool = True) -> None:
     import gc
     import tracemalloc
 
-    from pytest_allocbudget import _counter
+    from pytest_allocbudget.measuring import _counter
 
     namespace: dict[str, object] = {}
     exec(WORKLOADS, namespace)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pytest_allocbudget.ci import CI_VARIABLES
+from pytest_allocbudget.wiring.ci import CI_VARIABLES
 
 __all__ = ["UNSET", "clean_environment"]
 

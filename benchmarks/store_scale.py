@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_allocbudget.metrics import METRICS
-from pytest_allocbudget.store import BudgetFile, load, save
-from pytest_allocbudget.verdict import judge
+from pytest_allocbudget.budgets.store import BudgetFile, load, save
+from pytest_allocbudget.judging.metrics import METRICS
+from pytest_allocbudget.judging.verdict import judge
 
 
 def budgets(size: int) -> BudgetFile:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from runenv import clean_environment
 
-from pytest_allocbudget.store import load
+from pytest_allocbudget.budgets.store import load
 
 # The marker is declared here too, so that the runs with the plugin disabled do not warn about an unknown mark.
 PYTEST_INI = """[pytest]

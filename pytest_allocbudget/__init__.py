@@ -10,10 +10,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .measure import LineStat, Measurement, Region
-    from .regions import AllocBudget, RegionResult
-    from .tolerance import Tolerance
-    from .units import parse_size
+    from .judging.tolerance import Tolerance
+    from .judging.units import parse_size
+    from .measuring.measure import LineStat, Measurement, Region
+    from .wiring.regions import AllocBudget, RegionResult
 
 __all__ = [
     "AllocBudget",
@@ -28,13 +28,13 @@ __all__ = [
 __version__ = "0.1.0"
 
 _HOMES = {
-    "AllocBudget": "regions",
-    "LineStat": "measure",
-    "Measurement": "measure",
-    "Region": "measure",
-    "RegionResult": "regions",
-    "Tolerance": "tolerance",
-    "parse_size": "units",
+    "AllocBudget": "wiring.regions",
+    "LineStat": "measuring.measure",
+    "Measurement": "measuring.measure",
+    "Region": "measuring.measure",
+    "RegionResult": "wiring.regions",
+    "Tolerance": "judging.tolerance",
+    "parse_size": "judging.units",
 }
 
 

@@ -24,11 +24,11 @@ from fractions import Fraction
 from typing import Callable, Union
 
 from . import __version__
-from .metrics import METRICS
-from .report import describe_key
-from .settings import DEFAULT_FILE
-from .store import BudgetFile, BudgetFileError, EntryKey, loads
-from .units import format_quantity
+from .budgets.store import BudgetFile, BudgetFileError, EntryKey, loads
+from .judging.metrics import METRICS
+from .judging.report import describe_key
+from .judging.units import format_quantity
+from .wiring.settings import DEFAULT_FILE
 
 __all__ = ["BudgetDiff", "CliError", "ProfileDiff", "ValueChange", "compare", "main"]
 

@@ -11,7 +11,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-from pytest_allocbudget.ci import CI_VARIABLES
+from pytest_allocbudget.wiring.ci import CI_VARIABLES
 
 settings.register_profile(
     "ci",

@@ -33,7 +33,7 @@ where NAME is one of:
   project's file PATH (relative to ``example_project``), in a ``python`` fence marked ``<!-- fragment -->``, their
   docstrings left out.
 * ``options`` and ``ini keys``: the tables of command-line options and ini keys of docs/reference.md, made from
-  what ``pytest_allocbudget/options.py`` registers: each row is an option's help text, the default its help ends
+  what ``pytest_allocbudget/wiring/options.py`` registers: each row is an option's help text, the default its help ends
   with (``(default: ...)``), and what ``options.REFERENCE`` says of it beyond that. After a change there,
 
       python docs/examples/generate.py --blocks
@@ -63,10 +63,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pytest_allocbudget import options
-from pytest_allocbudget.counter import unavailable_reason
-from pytest_allocbudget.store import load
-from pytest_allocbudget.units import format_bytes
+from pytest_allocbudget.budgets.store import load
+from pytest_allocbudget.judging.units import format_bytes
+from pytest_allocbudget.measuring.counter import unavailable_reason
+from pytest_allocbudget.wiring import options
 
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent
@@ -449,7 +449,7 @@ class _Registry:
 
 
 def registered() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """The options (by long name) and the ini keys that ``pytest_allocbudget.options`` registers, each with the
+    """The options (by long name) and the ini keys that ``pytest_allocbudget.wiring.options`` registers, each with the
     arguments it was registered with; the help text of an option as ``--help`` prints it (argparse expands ``%%``),
     and options whose help is suppressed left out."""
     registry = _Registry()

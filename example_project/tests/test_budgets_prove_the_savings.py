@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_allocbudget.settings import profile_name
-from pytest_allocbudget.store import EntryKey, load
+from pytest_allocbudget.budgets.store import EntryKey, load
+from pytest_allocbudget.wiring.settings import profile_name
 
 BUDGET_FILE = Path(__file__).resolve().parent.parent / "allocbudget.yaml"
 PAIRS = ("split", "map_key_values", "map_sales", "shuffle", "reduce_partition", "summarize", "parse_frames")

@@ -13,8 +13,8 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from pytest_allocbudget import store
-from pytest_allocbudget.counter import unavailable_reason
+from pytest_allocbudget.budgets import store
+from pytest_allocbudget.measuring.counter import unavailable_reason
 
 PROFILE = (
     f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"
@@ -103,6 +103,6 @@ def without_counter(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tm
     """Inner sessions in a subprocess where importing the extension fails, as on a machine without a compiler."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text('import sys\nsys.modules["pytest_allocbudget._counter"] = None\n')
+    (site / "sitecustomize.py").write_text('import sys\nsys.modules["pytest_allocbudget.measuring._counter"] = None\n')
     monkeypatch.setenv("PYTHONPATH", str(site))
     return tester

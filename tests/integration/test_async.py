@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pytest_allocbudget.counter import unavailable_reason
+from pytest_allocbudget.measuring.counter import unavailable_reason
 
 COUNTER_MISSING = unavailable_reason()
 needs_counter = pytest.mark.skipif(COUNTER_MISSING is not None, reason=f"no allocation counter: {COUNTER_MISSING}")

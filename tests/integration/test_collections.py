@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_allocbudget.freezing import SWEEP_GROWTH, SWEEP_MIN
+from pytest_allocbudget.measuring.freezing import SWEEP_GROWTH, SWEEP_MIN
 
 #: Each test keeps 2,000 lists alive for good (so the frozen objects grow, as a long run's reports do) and a
 #: self-referencing object alive until the next test drops it: garbage that only the collector can free, made

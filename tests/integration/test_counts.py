@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_allocbudget.counter import unavailable_reason
+from pytest_allocbudget.measuring.counter import unavailable_reason
 
 pytestmark = pytest.mark.skipif(
     unavailable_reason() is not None, reason=f"no allocation counter: {unavailable_reason()}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_allocbudget.store import loads
+from pytest_allocbudget.budgets.store import loads
 
 TESTS = """
 import pytest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_allocbudget.counter import unavailable_reason
+from pytest_allocbudget.measuring.counter import unavailable_reason
 
 
 @pytest.mark.smoke

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_allocbudget import hashseed
+from pytest_allocbudget.measuring import hashseed
 
 SEEN = """
 import json, os, sys

@@ -183,7 +183,7 @@ def test_regions_are_isolated_too_and_judged_here(tester: pytest.Pytester, read_
 WRITE_LOG = """
 import os
 
-import pytest_allocbudget.store as store
+import pytest_allocbudget.budgets.store as store
 
 _save = store.save
 _LOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "saves.log")
@@ -288,7 +288,7 @@ def test_warmup_for_every_test_and_the_marker_opts_out(ordered: pytest.Pytester,
 
 
 def test_the_fresh_process_gets_this_runs_plugins_and_overrides_but_not_its_run_shape(tester: pytest.Pytester) -> None:
-    from pytest_allocbudget.isolate import _passed_on
+    from pytest_allocbudget.wiring.isolate import _passed_on
 
     config = tester.parseconfig(
         "-p", "no:xdist", "-pno:randomly", "-p", "no:doctest", "-o", "console_output_style=classic", "-Werror"

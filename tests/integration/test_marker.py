@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pytest_allocbudget.counter import unavailable_reason
+from pytest_allocbudget.measuring.counter import unavailable_reason
 
 
 #: On Python 3.9 and 3.10 a function's first call allocates a frame that its code object keeps for later calls, so the

@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from pytest_allocbudget.counter import unavailable_reason
+from pytest_allocbudget.measuring.counter import unavailable_reason
 
 TEST = """
 import pytest

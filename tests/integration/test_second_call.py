@@ -233,7 +233,7 @@ def test_a_passing_test_is_judged_once(tester: pytest.Pytester, monkeypatch: pyt
     # The measured call is judged when it ends (to know whether a second call must confirm a failure) and with the
     # test's outcome; on the same numbers the second judging is the first one's verdict.
     # By its name in sys.modules: an earlier inner session may have imported the module anew and dropped it again.
-    session = importlib.import_module("pytest_allocbudget.session")
+    session = importlib.import_module("pytest_allocbudget.wiring.session")
     tester.makepyfile(
         """
         import pytest

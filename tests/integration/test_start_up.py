@@ -22,15 +22,18 @@ def pytest_unconfigure(config):
 #: decides, before anything runs, whether pytest starts again).
 LIGHT = {
     "pytest_allocbudget",
-    "pytest_allocbudget.ci",
-    "pytest_allocbudget.freezing",
-    "pytest_allocbudget.hashseed",
-    "pytest_allocbudget.metrics",
-    "pytest_allocbudget.options",
-    "pytest_allocbudget.plugin",
-    "pytest_allocbudget.settings",
-    "pytest_allocbudget.tolerance",
-    "pytest_allocbudget.units",
+    "pytest_allocbudget.judging",
+    "pytest_allocbudget.measuring",
+    "pytest_allocbudget.wiring",
+    "pytest_allocbudget.wiring.ci",
+    "pytest_allocbudget.measuring.freezing",
+    "pytest_allocbudget.measuring.hashseed",
+    "pytest_allocbudget.judging.metrics",
+    "pytest_allocbudget.wiring.options",
+    "pytest_allocbudget.wiring.plugin",
+    "pytest_allocbudget.wiring.settings",
+    "pytest_allocbudget.judging.tolerance",
+    "pytest_allocbudget.judging.units",
 }
 
 
@@ -67,5 +70,9 @@ def test_a_budgeted_test_still_reads_the_budget_file_and_measures(tester: pytest
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*1 measured (*): 1 passed, 0 failed, 0 missing*"])
     imported = _imported(tester)
-    assert {"pytest_allocbudget.session", "pytest_allocbudget.store", "pytest_allocbudget.measure"} <= imported
-    assert "pytest_allocbudget.yamlread" not in imported  # the file is in the plugin's own layout: no PyYAML
+    assert {
+        "pytest_allocbudget.wiring.session",
+        "pytest_allocbudget.budgets.store",
+        "pytest_allocbudget.measuring.measure",
+    } <= imported
+    assert "pytest_allocbudget.budgets.yamlread" not in imported  # the file is in the plugin's own layout: no PyYAML

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from pytest_allocbudget import store
-from pytest_allocbudget.metrics import METRICS
+from pytest_allocbudget.budgets import store
+from pytest_allocbudget.judging.metrics import METRICS
 
 KEEPERS = """
 import pytest

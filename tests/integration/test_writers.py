@@ -18,7 +18,7 @@ from typing import Callable
 
 import pytest
 
-from pytest_allocbudget import filelock, store
+from pytest_allocbudget.budgets import filelock, store
 
 #: Stops a run before it writes, when ALLOCBUDGET_TEST_BARRIER names a file: says so on stdout, then waits until the
 #: file exists.  The wait ends on a condition the test controls, so it does not depend on how fast anything runs.
@@ -247,7 +247,7 @@ HOLDER = """
 import sys
 from pathlib import Path
 
-from pytest_allocbudget import filelock
+from pytest_allocbudget.budgets import filelock
 
 with filelock.exclusive(filelock.lock_path(Path("allocbudget.yaml")), 0):
     print("holding", flush=True)
@@ -308,7 +308,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_allocbudget import filelock, store
+from pytest_allocbudget.budgets import filelock, store
 
 
 @pytest.hookimpl(tryfirst=True)

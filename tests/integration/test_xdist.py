@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_allocbudget import store
-from pytest_allocbudget.metrics import METRICS
+from pytest_allocbudget.budgets import store
+from pytest_allocbudget.judging.metrics import METRICS
 
 XDIST_INI = """\
 [pytest]
@@ -70,7 +70,7 @@ TESTS = 7  # six budgeted tests and one without a budget
 WRITE_LOG = """
 import os
 
-import pytest_allocbudget.store as store
+import pytest_allocbudget.budgets.store as store
 
 _save = store.save
 _LOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "saves.log")

@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 import pytest
 
-from pytest_allocbudget.calling import Rerun, as_positional, measured_call
-from pytest_allocbudget.measure import LineStat, Region
+from pytest_allocbudget.measuring.calling import Rerun, as_positional, measured_call
+from pytest_allocbudget.measuring.measure import LineStat, Region
 
 
 def takes(a: int, b: int) -> None:

@@ -1,5 +1,5 @@
-"""Unit tests of :mod:`pytest_allocbudget.ci` (noticing CI) and :mod:`pytest_allocbudget.github` (annotation and
-summary formats)."""
+"""Unit tests of :mod:`pytest_allocbudget.wiring.ci` (noticing CI) and :mod:`pytest_allocbudget.judging.github`
+(annotation and summary formats)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from fractions import Fraction
 
 import pytest
 
-from pytest_allocbudget.ci import CI_VARIABLES, detect_ci
-from pytest_allocbudget.github import github_annotation, github_summary
-from pytest_allocbudget.tolerance import Tolerance
-from pytest_allocbudget.verdict import Status, Verdict, judge
+from pytest_allocbudget.judging.github import github_annotation, github_summary
+from pytest_allocbudget.judging.tolerance import Tolerance
+from pytest_allocbudget.judging.verdict import Status, Verdict, judge
+from pytest_allocbudget.wiring.ci import CI_VARIABLES, detect_ci
 
 PROFILE = "cpython-3.11"
 DEFAULT = {"peak": Tolerance(Fraction(2), 4096), "retained": Tolerance(Fraction(2), 4096)}

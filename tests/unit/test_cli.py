@@ -17,9 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_allocbudget import cli
+from pytest_allocbudget.budgets.store import BudgetFile, EntryKey, dump, save
 from pytest_allocbudget.cli import compare, diff_text, main
-from pytest_allocbudget.metrics import METRICS
-from pytest_allocbudget.store import BudgetFile, EntryKey, dump, save
+from pytest_allocbudget.judging.metrics import METRICS
 
 PY = "cpython-3.11"
 PYPY = "pypy-3.10"

@@ -16,8 +16,8 @@ from typing import Callable
 
 import pytest
 
-from pytest_allocbudget.counter import CounterProbe, native, unavailable_reason
-from pytest_allocbudget.measure import Region
+from pytest_allocbudget.measuring.counter import CounterProbe, native, unavailable_reason
+from pytest_allocbudget.measuring.measure import Region
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=f"no counter: {unavailable_reason()}")
 
@@ -117,8 +117,8 @@ def test_many_windows_in_a_row_each_measure_exactly_what_they_keep() -> None:
 def test_peak_and_retained_agree_with_tracemalloc() -> None:
     # In a fresh process, so that what earlier tests left in caches cannot make one engine's run differ.
     code = """
-        from pytest_allocbudget.counter import CounterProbe
-        from pytest_allocbudget.measure import Region, TracemallocProbe
+        from pytest_allocbudget.measuring.counter import CounterProbe
+        from pytest_allocbudget.measuring.measure import Region, TracemallocProbe
 
         KEEP = [None]
 
@@ -192,7 +192,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 
 PRELUDE = """
     import gc, tracemalloc
-    from pytest_allocbudget import _counter as c
+    from pytest_allocbudget.measuring import _counter as c
 
     def work():
         return [str(i) for i in range(1000)]
@@ -272,8 +272,8 @@ def test_start_twice_and_stop_without_start_are_errors() -> None:
 def test_a_region_whose_hook_was_displaced_fails_loudly() -> None:
     code = """
         import tracemalloc
-        from pytest_allocbudget.counter import CounterProbe
-        from pytest_allocbudget.measure import Region
+        from pytest_allocbudget.measuring.counter import CounterProbe
+        from pytest_allocbudget.measuring.measure import Region
 
         region = Region([CounterProbe()])
         try:
@@ -305,7 +305,7 @@ OTHER_INTERPRETERS = """
         import _interpreters as interpreters  # 3.13
     except ImportError:
         import _xxsubinterpreters as interpreters  # 3.12; create() makes an isolated one, with its own GIL
-    from pytest_allocbudget import _counter as c
+    from pytest_allocbudget.measuring import _counter as c
 
     ALL_THREADS, CYCLES, STOP = {all_threads}, {cycles}, {stop!r}
     KEEP = [None]
@@ -387,8 +387,8 @@ def test_work_the_test_s_thread_runs_in_another_interpreter_counts_as_the_test_s
             import _interpreters as interpreters
         except ImportError:
             import _xxsubinterpreters as interpreters
-        from pytest_allocbudget.counter import CounterProbe
-        from pytest_allocbudget.measure import Region
+        from pytest_allocbudget.measuring.counter import CounterProbe
+        from pytest_allocbudget.measuring.measure import Region
 
         other = interpreters.create()
         script = "data = [str(i) for i in range(10_000)]"
@@ -426,7 +426,7 @@ def test_memory_handed_between_interpreters_leaves_the_counts_whole() -> None:
     code = """
         import ctypes, gc, queue, threading
         import _interpreters as interpreters
-        from pytest_allocbudget import _counter as c
+        from pytest_allocbudget.measuring import _counter as c
 
         SETUP = '''
         import ctypes

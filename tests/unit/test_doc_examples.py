@@ -23,7 +23,7 @@ from types import ModuleType
 
 import pytest
 
-from pytest_allocbudget.counter import unavailable_reason
+from pytest_allocbudget.measuring.counter import unavailable_reason
 
 # The documented examples must hold on every supported Python, so they run in the smoke set too.
 pytestmark = pytest.mark.smoke

@@ -3,7 +3,7 @@
 The registered options and ini keys are read from a real pytest parser after the plugin's ``pytest_addoption`` has
 run on it, so a new option fails this test until it is documented, and a documented option that was removed fails
 it too. The tables of options and ini keys are made by docs/examples/generate.py from the help texts in
-pytest_allocbudget/options.py (test_doc_examples.py checks that they are current); here, that the help texts it
+pytest_allocbudget/wiring/options.py (test_doc_examples.py checks that they are current); here, that the help texts it
 reads are those ``pytest --help`` prints.
 """
 
@@ -17,11 +17,11 @@ from types import ModuleType
 
 import pytest
 
-from pytest_allocbudget import plugin, settings
-from pytest_allocbudget.metrics import METRICS
-from pytest_allocbudget.options import REFERENCE as WORDS
-from pytest_allocbudget.regions import AllocBudget
-from pytest_allocbudget.units import UNIT_FACTORS
+from pytest_allocbudget.judging.metrics import METRICS
+from pytest_allocbudget.judging.units import UNIT_FACTORS
+from pytest_allocbudget.wiring import plugin, settings
+from pytest_allocbudget.wiring.options import REFERENCE as WORDS
+from pytest_allocbudget.wiring.regions import AllocBudget
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 REFERENCE = DOCS / "reference.md"

@@ -1,4 +1,4 @@
-"""Unit tests of :mod:`pytest_allocbudget.filelock`: the writers' lock of a budget file.
+"""Unit tests of :mod:`pytest_allocbudget.budgets.filelock`: the writers' lock of a budget file.
 
 Two holders in one process are enough to see the lock work: ``flock`` (and ``msvcrt.locking``) locks belong to the
 open file, not to the process, so a second ``open`` of the same file waits for the first.  Other processes are in
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_allocbudget.filelock import LockTimeout, exclusive, lock_path
+from pytest_allocbudget.budgets.filelock import LockTimeout, exclusive, lock_path
 
 
 def test_lock_path_is_a_hidden_file_beside_the_budget_file(tmp_path: Path) -> None:

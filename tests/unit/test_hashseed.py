@@ -1,4 +1,4 @@
-"""Unit tests of :mod:`pytest_allocbudget.hashseed`: which seed a run needs, and how pytest is started again."""
+"""Unit tests of :mod:`pytest_allocbudget.measuring.hashseed`: which seed a run needs, and how pytest starts again."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from pytest_allocbudget import hashseed
+from pytest_allocbudget.measuring import hashseed
 
 
 @pytest.mark.parametrize("text", ["keep", "0", "4294967295", " 12 "])

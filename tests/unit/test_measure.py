@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_allocbudget.measure import Region
+from pytest_allocbudget.measuring.measure import Region
 
 
 def test_a_region_measures_once_and_refuses_a_second_block() -> None:

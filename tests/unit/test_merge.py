@@ -1,4 +1,4 @@
-"""Unit and property tests of :mod:`pytest_allocbudget.merge` (``--alloc-update``)."""
+"""Unit and property tests of :mod:`pytest_allocbudget.budgets.merge` (``--alloc-update``)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_allocbudget.merge import Change, MergeResult, merge, merge_entry
-from pytest_allocbudget.metrics import METRICS
-from pytest_allocbudget.store import BudgetFile
-from pytest_allocbudget.tolerance import Tolerance
+from pytest_allocbudget.budgets.merge import Change, MergeResult, merge, merge_entry
+from pytest_allocbudget.budgets.store import BudgetFile
+from pytest_allocbudget.judging.metrics import METRICS
+from pytest_allocbudget.judging.tolerance import Tolerance
 
 PROFILE = "cpython-3.11"
 OTHER = "cpython-3.9"

@@ -1,4 +1,4 @@
-"""Unit tests of :mod:`pytest_allocbudget.report`: the words people read when a budget fails."""
+"""Unit tests of :mod:`pytest_allocbudget.judging.report`: the words people read when a budget fails."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_allocbudget.explain import Explanation
-from pytest_allocbudget.measure import LineStat
-from pytest_allocbudget.merge import Change
-from pytest_allocbudget.report import (
+from pytest_allocbudget.budgets.merge import Change
+from pytest_allocbudget.budgets.store import EntryKey
+from pytest_allocbudget.judging.report import (
     describe_key,
     failure_text,
     improvement_line,
@@ -25,9 +24,10 @@ from pytest_allocbudget.report import (
     stale_lines,
     summary_lines,
 )
-from pytest_allocbudget.store import EntryKey
-from pytest_allocbudget.tolerance import Tolerance
-from pytest_allocbudget.verdict import MetricStatus, Status, Verdict, judge
+from pytest_allocbudget.judging.tolerance import Tolerance
+from pytest_allocbudget.judging.verdict import MetricStatus, Status, Verdict, judge
+from pytest_allocbudget.measuring.explain import Explanation
+from pytest_allocbudget.measuring.measure import LineStat
 
 NODE = "tests/test_a.py::test_a"
 PROFILE = "cpython-3.11"

@@ -1,4 +1,4 @@
-"""Unit tests of :mod:`pytest_allocbudget.searches`: a budgeted ``@given`` test searches the same way in every run."""
+"""Unit tests of :mod:`pytest_allocbudget.measuring.searches`: a budgeted ``@given`` test searches alike each run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import zlib
 from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
-from pytest_allocbudget.searches import fix_search, is_search
+from pytest_allocbudget.measuring.searches import fix_search, is_search
 
 
 def _search() -> object:

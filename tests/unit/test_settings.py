@@ -1,4 +1,4 @@
-"""Unit tests of :mod:`pytest_allocbudget.settings`."""
+"""Unit tests of :mod:`pytest_allocbudget.wiring.settings`."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_allocbudget import settings
-from pytest_allocbudget.metrics import METRICS
-from pytest_allocbudget.settings import (
+from pytest_allocbudget.judging.metrics import METRICS
+from pytest_allocbudget.judging.tolerance import Tolerance
+from pytest_allocbudget.wiring import settings
+from pytest_allocbudget.wiring.settings import (
     DEFAULT_FILE,
     DEFAULT_LOCK_TIMEOUT,
     MARKER,
@@ -29,7 +30,6 @@ from pytest_allocbudget.settings import (
     resolve_plan,
     resolve_run_settings,
 )
-from pytest_allocbudget.tolerance import Tolerance
 
 NODE = "tests/test_a.py::test_a[1]"
 SOURCE = "--alloc-tolerance = 'x'"

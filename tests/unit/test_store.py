@@ -1,4 +1,4 @@
-"""Unit and property tests of :mod:`pytest_allocbudget.store`: the budget file's format, reading and writing."""
+"""Unit and property tests of :mod:`pytest_allocbudget.budgets.store`: the budget file's format, reading and writing."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import yaml
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
-from pytest_allocbudget import filelock, store
-from pytest_allocbudget.metrics import METRICS
-from pytest_allocbudget.store import HEADER, BudgetFile, BudgetFileError, dump, load, loads, save, update
+from pytest_allocbudget.budgets import filelock, store
+from pytest_allocbudget.budgets.store import HEADER, BudgetFile, BudgetFileError, dump, load, loads, save, update
+from pytest_allocbudget.judging.metrics import METRICS
 
 SOURCE = "budgets.yaml"
 
@@ -682,7 +682,7 @@ def test_a_character_yaml_refuses_names_the_line_with_either_loader(
     loader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # PyYAML's own loader refuses the character when it is created, libyaml's while parsing: both are a clean error
-    from pytest_allocbudget import yamlread
+    from pytest_allocbudget.budgets import yamlread
 
     if not hasattr(yaml, loader):
         pytest.skip(f"PyYAML here has no {loader}")
@@ -800,7 +800,7 @@ profiles:
 
 
 def test_aliases_are_rejected_before_anything_is_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_allocbudget import yamlread
+    from pytest_allocbudget.budgets import yamlread
 
     walked: list[str] = []
     original = yamlread._Reader.mapping
@@ -1080,7 +1080,7 @@ budget_texts = st.one_of(
 
 def _read_with_yaml(text: str) -> BudgetFile | None:
     """The YAML reader's answer, ``None`` for a BudgetFileError; anything else it raises fails the test."""
-    from pytest_allocbudget.yamlread import read_yaml
+    from pytest_allocbudget.budgets.yamlread import read_yaml
 
     try:
         return read_yaml(text, SOURCE)

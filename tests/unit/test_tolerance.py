@@ -1,4 +1,4 @@
-"""Unit and property tests of :mod:`pytest_allocbudget.tolerance`."""
+"""Unit and property tests of :mod:`pytest_allocbudget.judging.tolerance`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from pytest_allocbudget.tolerance import Tolerance
+from pytest_allocbudget.judging.tolerance import Tolerance
 
 UNITS = ("bytes", "count")
 

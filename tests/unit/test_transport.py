@@ -8,10 +8,10 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_allocbudget.metrics import METRICS
-from pytest_allocbudget.tolerance import Tolerance
-from pytest_allocbudget.transport import WorkerResults
-from pytest_allocbudget.verdict import judge
+from pytest_allocbudget.judging.metrics import METRICS
+from pytest_allocbudget.judging.tolerance import Tolerance
+from pytest_allocbudget.judging.verdict import judge
+from pytest_allocbudget.wiring.transport import WorkerResults
 
 values = st.dictionaries(st.sampled_from(sorted(METRICS)), st.integers(0, 2**64 - 1), min_size=1)
 

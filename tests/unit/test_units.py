@@ -1,4 +1,4 @@
-"""Unit and property tests of :mod:`pytest_allocbudget.units`."""
+"""Unit and property tests of :mod:`pytest_allocbudget.judging.units`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_allocbudget.units import UNIT_FACTORS, format_bytes, format_count, format_quantity, parse_size
+from pytest_allocbudget.judging.units import UNIT_FACTORS, format_bytes, format_count, format_quantity, parse_size
 
 # ------------------------------------------------------------------------------------------------ parse_size
 

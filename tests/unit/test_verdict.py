@@ -1,4 +1,4 @@
-"""Unit and property tests of :mod:`pytest_allocbudget.verdict`."""
+"""Unit and property tests of :mod:`pytest_allocbudget.judging.verdict`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_allocbudget.metrics import METRICS
-from pytest_allocbudget.tolerance import Tolerance
-from pytest_allocbudget.verdict import MetricResult, MetricStatus, Status, Verdict, judge, unstable
+from pytest_allocbudget.judging.metrics import METRICS
+from pytest_allocbudget.judging.tolerance import Tolerance
+from pytest_allocbudget.judging.verdict import MetricResult, MetricStatus, Status, Verdict, judge, unstable
 
 KEY = ("tests/test_a.py::test_a", None)
 PROFILE = "cpython-3.11"

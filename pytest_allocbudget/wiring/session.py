@@ -14,16 +14,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import store
-from .explain import Explanation
-from .measure import Explain, Measurement
-from .merge import Change, MergeResult, merge
-from .report import failure_text, missing_text, unmeasurable_text
+from ..budgets import store
+from ..budgets.merge import Change, MergeResult, merge
+from ..budgets.store import BudgetFile, EntryKey, Values
+from ..judging.report import failure_text, missing_text, unmeasurable_text
+from ..judging.tolerance import Tolerance
+from ..judging.verdict import MetricStatus, Status, Verdict, judge, unstable
+from ..measuring.explain import Explanation
+from ..measuring.measure import Explain, Measurement
 from .settings import DEFAULT_LOCK_TIMEOUT, MarkerPlan
-from .store import BudgetFile, EntryKey, Values
-from .tolerance import Tolerance
 from .transport import WorkerResults
-from .verdict import MetricStatus, Status, Verdict, judge, unstable
 
 __all__ = ["BudgetSession", "Recorded"]
 

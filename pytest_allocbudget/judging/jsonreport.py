@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..budgets.store import write_atomically
+from ..wiring.session import BudgetSession
+from ..wiring.transport import verdict_to_dict
 from .report import describe_key
-from .session import BudgetSession
-from .store import write_atomically
-from .transport import verdict_to_dict
 from .verdict import Status
 
 __all__ = ["SCHEMA_VERSION", "json_report", "write_json"]

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from . import hashseed
-from .metrics import METRICS
-from .tolerance import Tolerance
-from .units import parse_size
+from ..judging.metrics import METRICS
+from ..judging.tolerance import Tolerance
+from ..judging.units import parse_size
+from ..measuring import hashseed
 
 __all__ = [
     "DEFAULT_FILE",

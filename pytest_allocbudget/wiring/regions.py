@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Callable
 
-from .measure import Measurement, Region
+from ..budgets.store import EntryKey
+from ..measuring.measure import Measurement, Region
 from .session import Recorded
 from .settings import MarkerPlan, SettingsError, parse_marker
-from .store import EntryKey
 
 __all__ = ["AllocBudget", "RegionContext", "RegionResult"]
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from .store import EntryKey, Values
-from .tolerance import Tolerance
-from .verdict import MetricResult, MetricStatus, Status, Verdict
+from ..budgets.store import EntryKey, Values
+from ..judging.tolerance import Tolerance
+from ..judging.verdict import MetricResult, MetricStatus, Status, Verdict
 
 __all__ = ["WorkerResults", "tolerance_from_dict", "tolerance_to_dict", "verdict_from_dict", "verdict_to_dict"]
 

@@ -10,10 +10,10 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .explain import Explanation
-from .measure import LineStat
-from .merge import Change
-from .store import EntryKey
+from ..budgets.merge import Change
+from ..budgets.store import EntryKey
+from ..measuring.explain import Explanation
+from ..measuring.measure import LineStat
 from .units import format_bytes, format_quantity
 from .verdict import MetricResult, MetricStatus, Status, Verdict
 

@@ -17,8 +17,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..budgets.store import EntryKey
 from .metrics import METRICS
-from .store import EntryKey
 from .tolerance import Tolerance
 
 __all__ = ["MetricResult", "MetricStatus", "Status", "Verdict", "judge", "unstable"]

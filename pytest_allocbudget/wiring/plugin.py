@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import hashseed
+from ..measuring import hashseed
+from ..measuring.freezing import Freezer
 from .ci import detect_ci
-from .freezing import Freezer
 from .options import ISOLATED_CHILD_OPTION, pytest_addoption
 from .settings import (
     MARKER,
@@ -37,12 +37,12 @@ from .settings import (
 # imported when the first budgeted test or region is collected, so a suite with no budgeted test does not pay for
 # importing them (or PyYAML) at start-up.
 if TYPE_CHECKING:
-    from .calling import Rerun
+    from ..budgets.store import EntryKey
+    from ..measuring.calling import Rerun
+    from ..measuring.measure import Region
     from .isolate import ChildOutcome
-    from .measure import Region
     from .regions import AllocBudget
     from .session import BudgetSession, Recorded
-    from .store import EntryKey
 
 __all__ = ["AllocBudgetPlugin", "PytestAllocBudgetWarning", "pytest_addoption"]
 
@@ -106,7 +106,7 @@ def _wanted_seed(settings: RunSettings) -> int | None:
     """The hash seed this run's numbers need; ``None`` when it keeps its own, or when the seed does not matter."""
     if not _seed_matters(settings):
         return None
-    from .store import peek_hash_seed
+    from ..budgets.store import peek_hash_seed
 
     return hashseed.wanted(settings.hash_seed, peek_hash_seed(settings.path))
 
@@ -189,7 +189,7 @@ class AllocBudgetPlugin:
         to miss."""
         if self.settings.engine == "tracemalloc":
             return None
-        from .counter import unavailable_reason
+        from ..measuring.counter import unavailable_reason
 
         return unavailable_reason()
 
@@ -283,7 +283,7 @@ class AllocBudgetPlugin:
     def load(self) -> None:
         if self.loaded:
             return
-        from .store import BudgetFileError
+        from ..budgets.store import BudgetFileError
 
         try:
             self.session.load()
@@ -308,15 +308,15 @@ class AllocBudgetPlugin:
     def note_interference(self) -> None:
         """Called right before a window opens, when any wrapper around the test has started its tools."""
         if self.interference is None:
-            from .measure import interference
+            from ..measuring.measure import interference
 
             self.interference = interference()
 
     def region(self, key: EntryKey, plan: MarkerPlan) -> Region:
         """A region measured by this run's engine: the counter alone, or with tracemalloc beside it (trace mode),
         or tracemalloc alone where the counter is missing or not wanted."""
-        from .counter import CounterProbe
-        from .measure import Probe, Region, TracemallocProbe
+        from ..measuring.counter import CounterProbe
+        from ..measuring.measure import Probe, Region, TracemallocProbe
 
         probes: list[Probe] = []
         if self.use_counter:
@@ -342,7 +342,7 @@ class AllocBudgetPlugin:
         if isinstance(plan, SettingsError):
             pytest.fail(str(plan), pytrace=False)
         if plan is not None and isinstance(item, pytest.Function):
-            from .searches import fix_search
+            from ..measuring.searches import fix_search
 
             fix_search(item.obj, item.nodeid)  # a @given test searches the same examples in every run
 
@@ -395,7 +395,7 @@ class AllocBudgetPlugin:
 
     def swap(self, item: pytest.Function, plan: MarkerPlan) -> _Swapped:
         """Put a measuring wrapper (calling.py) in place of the test function; the caller puts it back."""
-        from .calling import measured_call
+        from ..measuring.calling import measured_call
 
         key = (item.nodeid, None)
         swapped = _Swapped(item.obj, key, plan, self.region(key, plan))
@@ -415,7 +415,7 @@ class AllocBudgetPlugin:
         key, plan = swapped.key, swapped.plan
         explanation = first_call = third_call = None
         if swapped.reruns and self.session.fails(key, measurement.values, plan):
-            from .confirm import confirm
+            from ..measuring.confirm import confirm
 
             confirmation = confirm(
                 swapped.reruns[0],
@@ -497,7 +497,7 @@ class AllocBudgetPlugin:
             report.outcome = "failed"
             report.longrepr = "\n\n".join(problems)
             if self.ci == "GITHUB_ACTIONS" or os.environ.get("GITHUB_ACTIONS") == "true":
-                from .github import github_annotation
+                from ..judging.github import github_annotation
 
                 path, line, _ = item.location
                 message = "\n".join(problems[0].splitlines()[:3])
@@ -564,7 +564,7 @@ class AllocBudgetPlugin:
             and not session.shouldstop
         )
         if full_run:
-            from .stale import stale_entries
+            from ..budgets.stale import stale_entries
 
             rootdir = self.config.rootpath
             self.stale = stale_entries(
@@ -575,7 +575,7 @@ class AllocBudgetPlugin:
                 self.session.passed_keys,
                 lambda file: (rootdir / file).exists(),
             )
-        from .store import BudgetFileError
+        from ..budgets.store import BudgetFileError
 
         prune = self.stale if self.config.getoption("--alloc-prune") and self.stale else []
         try:
@@ -596,7 +596,7 @@ class AllocBudgetPlugin:
 
     def waiting_for_lock(self) -> None:
         """Another run is writing the budget file: said at once (the run would seem to hang) and in the summary."""
-        from .filelock import lock_path
+        from ..budgets.filelock import lock_path
 
         path = _show(self.settings.path, self.config.rootpath)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -611,9 +611,9 @@ class AllocBudgetPlugin:
 
     def write_reports(self) -> None:
         """The JSON report and the GitHub step summary, when asked for."""
-        from .github import github_summary
-        from .jsonreport import json_report, write_json
-        from .report import describe_key
+        from ..judging.github import github_summary
+        from ..judging.jsonreport import json_report, write_json
+        from ..judging.report import describe_key
 
         stale = [describe_key(key) for key in self.stale or ()]
         if self.settings.json_path is not None:
@@ -645,7 +645,7 @@ class AllocBudgetPlugin:
         quiet = not (self.measured_any or self.settings.update or self.write_error or self.stale or self.report_errors)
         if self.is_worker or quiet or self.child_path is not None:
             return
-        from .report import counter_missing_text, interference_text, stale_lines, summary_lines
+        from ..judging.report import counter_missing_text, interference_text, stale_lines, summary_lines
 
         s = self.session
         terminalreporter.write_sep("-", "allocation budgets")
@@ -680,7 +680,7 @@ def _warm_up(plugin: AllocBudgetPlugin) -> None:
     without this, the first measured test or region of a run would retain those frames as its own.
     """
 
-    from .calling import measured_call
+    from ..measuring.calling import measured_call
     from .regions import AllocBudget
 
     def ignore(*args: Any, **kwargs: Any) -> None:

@@ -22,10 +22,10 @@ import enum
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from .hashseed import DEFAULT_SEED
-from .metrics import METRICS
+from ..judging.metrics import METRICS
+from ..judging.tolerance import Tolerance
+from ..measuring.hashseed import DEFAULT_SEED
 from .store import BudgetFile, EntryKey, Values
-from .tolerance import Tolerance
 
 __all__ = ["Change", "MergeResult", "merge"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from .metrics import METRICS
+from ..judging.metrics import METRICS
 from .store import FORMAT_VERSION, MAX_SEED, MAX_VALUE, BudgetFile, BudgetFileError, EntryKey, Values
 
 __all__ = ["read_yaml"]

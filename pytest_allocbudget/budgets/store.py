@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..judging.metrics import METRICS
 from . import filelock
-from .metrics import METRICS
 
 __all__ = [
     "FORMAT_VERSION",
