@@ -172,8 +172,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SPEC",
         default=None,
         help="tolerance above a budget before a test fails: '5%%', '4 KiB', '2%%, 4 KiB' or "
-        "'peak: 5%%; allocations: 0.01%%, 1' (default: ini alloc_budget_tolerance, else '2%%, 4 KiB' for the byte "
-        "metrics and '0.01%%, 1' for allocations).",
+        "'peak: 5%%; allocations: 2%%, 16' (default: ini alloc_budget_tolerance, else '2%%, 4 KiB' for the byte "
+        "metrics and '2%%, 16' for allocations).",
     )
     group.addoption(
         "--alloc-explain",
@@ -341,6 +341,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "alloc_budget_tolerance",
         help="tolerance above a budget, as for --alloc-tolerance "
-        f"(default: '{DEFAULT_TOLERANCE}' for the byte metrics and '0.01%, 1' for allocations).",
+        f"(default: '{DEFAULT_TOLERANCE}' for the byte metrics and '2%, 16' for allocations).",
         default="",
     )

@@ -129,15 +129,13 @@ def test_default_tolerance_comes_from_the_metric() -> None:
 
 
 def test_default_tolerance_of_the_count_and_allocated_metrics() -> None:
-    assert METRICS["allocations"].default_tolerance == Tolerance(percent=Fraction(1, 100), absolute=1)
+    assert METRICS["allocations"].default_tolerance == Tolerance(percent=Fraction(2), absolute=16)
     assert METRICS["allocated"].default_tolerance == Tolerance(percent=Fraction(2), absolute=4096)
-    # small counts get the absolute 1: two calls more fail; large ones 0.01%
-    assert judge(KEY, PROFILE, {"allocations": 101}, {"allocations": 100}, {}, {}, True).status is Status.PASSED
-    assert judge(KEY, PROFILE, {"allocations": 102}, {"allocations": 100}, {}, {}, True).status is Status.FAILED
-    assert judge(KEY, PROFILE, {"allocations": 500_050}, {"allocations": 500_000}, {}, {}, True).status is Status.PASSED
-    assert judge(KEY, PROFILE, {"allocations": 500_051}, {"allocations": 500_000}, {}, {}, True).status is Status.FAILED
-    # allocated is bytes: 4 KiB absolute
-    assert judge(KEY, PROFILE, {"allocated": 4096}, {"allocated": 0}, {}, {}, True).status is Status.PASSED
+    # small counts get the absolute 16, large ones 2%
+    assert judge(KEY, PROFILE, {"allocations": 116}, {"allocations": 100}, {}, {}, True).status is Status.PASSED
+    assert judge(KEY, PROFILE, {"allocations": 117}, {"allocations": 100}, {}, {}, True).status is Status.FAILED
+    assert judge(KEY, PROFILE, {"allocations": 10_200}, {"allocations": 10_000}, {}, {}, True).status is Status.PASSED
+    assert judge(KEY, PROFILE, {"allocations": 10_201}, {"allocations": 10_000}, {}, {}, True).status is Status.FAILED
 
 
 def test_a_regression_in_allocations_alone_fails() -> None:
