@@ -62,7 +62,9 @@ def github_summary(verdicts: Sequence[Verdict], profile: str, stale: Iterable[st
         "Unstable": "unstable",
     }
     counts = ", ".join(
-        f"{len(items)} {singular[title] if len(items) == 1 else title.lower()}" for title, items in rows.items()
+        f"{len(items)} {singular[title] if len(items) == 1 else title.lower()}"
+        for title, items in rows.items()
+        if items or title != "Unstable"  # said only where there is one: most runs have none
     )
     measured = f"{len(verdicts)} measured ({measured_breakdown(verdicts)})"
     lines.append(f"{measured}: {counts}" + (f", {len(stale)} stale" if stale else "") + ".")

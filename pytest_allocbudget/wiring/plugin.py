@@ -597,8 +597,9 @@ class AllocBudgetPlugin:
     def waiting_for_lock(self) -> None:
         """Another run is writing the budget file: said at once (the run would seem to hang) and in the summary."""
         from ..budgets.filelock import lock_path
+        from .reports import show
 
-        path = _show(self.settings.path, self.config.rootpath)
+        path = show(self.settings.path, self.config.rootpath)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(
@@ -610,63 +611,36 @@ class AllocBudgetPlugin:
         self.notes.append(f"waited for another run writing {path}; this run's changes were merged into what it wrote")
 
     def write_reports(self) -> None:
-        """The JSON report and the GitHub step summary, when asked for."""
-        from ..judging.github import github_summary
-        from ..judging.jsonreport import json_report, write_json
-        from ..judging.report import describe_key
+        """The JSON report and the GitHub step summary, when asked for (reports.py)."""
+        from .reports import write_reports
 
-        stale = [describe_key(key) for key in self.stale or ()]
-        if self.settings.json_path is not None:
-            document = json_report(
-                self.session,
-                stale=stale,
-                full_run=self.stale is not None,
-                strict=self.settings.strict,
-                engine="counter" if self.use_counter else "tracemalloc",
-                unmeasurable=self.counter_missing,
-            )
-            try:
-                write_json(self.settings.json_path, document)
-            except OSError as error:
-                self.report_errors.append(
-                    f"cannot write the JSON report {self.settings.json_path}: {error.strerror or error}"
-                )
-        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-        github = os.environ.get("GITHUB_ACTIONS") == "true"
-        if summary_file and github and self.measured_any and not self.session.update:
-            try:
-                with open(summary_file, "a", encoding="utf-8") as stream:
-                    stream.write(github_summary(self.session.verdicts, self.session.profile, stale))
-            except OSError as error:
-                message = f"cannot append to GITHUB_STEP_SUMMARY {summary_file}: {error.strerror or error}"
-                self.report_errors.append(message)
+        self.report_errors += write_reports(
+            self.session,
+            self.settings,
+            stale=self.stale,
+            measured_any=self.measured_any,
+            engine="counter" if self.use_counter else "tracemalloc",
+            unmeasurable=self.counter_missing,
+        )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         quiet = not (self.measured_any or self.settings.update or self.write_error or self.stale or self.report_errors)
         if self.is_worker or quiet or self.child_path is not None:
             return
-        from ..judging.report import counter_missing_text, interference_text, stale_lines, summary_lines
+        from .reports import summary_lines
 
-        s = self.session
         terminalreporter.write_sep("-", "allocation budgets")
         lines = summary_lines(
-            s.verdicts,
-            s.profile,
-            _show(s.path, s.rootdir),
-            s.change_counts() if s.update else None,
-            s.written,
-            self.write_error,
-            strict=self.settings.strict,
+            self.session,
+            self.settings,
+            write_error=self.write_error,
+            counter_missing=self.counter_missing,
+            interference=self.interference,
+            stale=self.stale,
+            ci=self.ci,
+            notes=self.notes,
+            errors=self.report_errors,
         )
-        if self.counter_missing is not None:
-            lines.append((counter_missing_text(self.counter_missing, self.settings.strict), "yellow"))
-        if self.interference is not None:
-            lines.append((interference_text(self.interference), "yellow"))
-        lines.extend(stale_lines(self.stale, self.session.pruned, self.session.update, self.settings.strict))
-        if self.settings.strict and self.ci is not None:
-            lines.append((f"strict mode is on: a CI environment was detected ({self.ci} is set)", None))
-        lines.extend((note, "yellow") for note in self.notes)
-        lines.extend((f"error: {error}", "red") for error in self.report_errors)
         for text, color in lines:
             terminalreporter.write_line(text, **({color: True} if color else {}))
         for annotation in self.annotations.values():  # GitHub turns these lines into errors on the test's file and line
@@ -725,12 +699,3 @@ def _def_line(item: pytest.Item) -> int | None:
         if text.lstrip().startswith(("def ", "async def ")):
             return int(start) + offset
     return None
-
-
-def _show(path: Path, rootdir: Path | None) -> Path:
-    if rootdir is not None:
-        try:
-            return path.relative_to(rootdir)
-        except ValueError:
-            return path
-    return path
