@@ -45,8 +45,11 @@ def json_report(
         "unstable": count(Status.UNSTABLE),
         "improved": sum(1 for verdict in verdicts if verdict.improvements),
         "passed_on_second_call": sum(
-            1 for verdict in verdicts if verdict.first_call is not None and verdict.status is Status.PASSED
+            1
+            for verdict in verdicts
+            if verdict.first_call is not None and verdict.start_call is None and verdict.status is Status.PASSED
         ),
+        "passed_from_the_start": sum(1 for verdict in verdicts if verdict.start_call is not None),
         "stale": stale,
         "pruned": [describe_key(key) for key in session.pruned],
     }

@@ -226,7 +226,7 @@ def summary_lines(
                 "yellow",
             )
         )
-    second = [v for v in verdicts if v.first_call is not None and v.status is Status.PASSED]
+    second = [v for v in verdicts if v.first_call is not None and v.start_call is None and v.status is Status.PASSED]
     if second:
         lines.append(
             (
@@ -239,6 +239,19 @@ def summary_lines(
         lines.extend((f"  {describe_key(v.key)}: {first_call_excess(v)}", None) for v in second[:10])
         if len(second) > 10:
             lines.append((f"  ... and {len(second) - 10} more", None))
+    from_start = [v for v in verdicts if v.start_call is not None]
+    if from_start:
+        lines.append(
+            (
+                f"{len(from_start)} passed on a call from the start of the session: over the budget on three calls "
+                "after the tests before them, within it from where the session started (their cost grows with what "
+                "earlier tests did):",
+                None,
+            )
+        )
+        lines.extend((f"  {describe_key(v.key)}: {first_call_excess(v)}", None) for v in from_start[:10])
+        if len(from_start) > 10:
+            lines.append((f"  ... and {len(from_start) - 10} more", None))
     shaky = [v for v in verdicts if v.status is Status.UNSTABLE]
     if shaky:
         lines.append(

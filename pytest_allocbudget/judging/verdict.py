@@ -82,6 +82,9 @@ class Verdict:
     #: The third call's numbers, when the second was over its budget too and a third, from the same state, was
     #: made to tell a regression from a test whose numbers vary by themselves (confirm.py).
     third_call: Mapping[str, int] | None = None
+    #: The numbers of a call from the session's start (zygote.py), when the third call was over the budget too
+    #: and this one, judged here, was within it.
+    start_call: Mapping[str, int] | None = None
 
     @property
     def failures(self) -> tuple[MetricResult, ...]:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ..budgets.store import EntryKey
     from ..measuring.calling import Rerun
     from ..measuring.measure import Region
+    from ..measuring.zygote import Zygote
     from .isolate import ChildOutcome
     from .regions import AllocBudget
     from .session import BudgetSession, Recorded
@@ -167,6 +168,8 @@ class AllocBudgetPlugin:
         self.interference: str | None = None  # a tracer or profiler seen active when a test was measured
         self.measured_any = False
         self.freezer = Freezer()
+        self.zygote: Zygote[dict[str, int] | str] | None = None  # the session kept from its start (zygote.py)
+        self.items: dict[str, pytest.Item] = {}
         self.loaded = False
         # What a full run needs to know to find stale entries (see stale.py).
         self.budgeted: set[str] = set()
@@ -279,6 +282,33 @@ class AllocBudgetPlugin:
         self.load()
         self.freezer.freeze()  # keeps the full collections of every window cheap (freezing.py)
         _warm_up(self)
+        if not self.settings.first_call_only and self.child_path is None:
+            from ..measuring.zygote import start
+
+            self.items = {item.nodeid: item for item in budgeted}
+            self.zygote = start(self.call_from_start, timeout=120.0)  # before any test has run (zygote.py)
+
+    def call_from_start(self, nodeid: str) -> dict[str, int] | str:
+        """In a child of the zygote: set the test up, call it once to pay what a first call pays, then measure a
+        call; its numbers, or why there are none.  Nothing of this reaches the session: the child ends after it."""
+        from ..measuring.calling import Rerun, measure_again
+
+        item = self.items.get(nodeid)
+        plan = None if item is None else item.stash.get(_plan_key, None)
+        if not isinstance(item, pytest.Function) or not isinstance(plan, MarkerPlan):
+            return "it is not a test measured as a whole"
+        if inspect.iscoroutinefunction(item.obj):
+            return "it is async, and its event loop belongs to its runner"
+        try:
+            item.session._setupstate.setup(item)  # its fixtures, from the session's start: what pytest's setup does
+            names = item._fixtureinfo.argnames
+            rerun = Rerun(item.obj, (), {name: item.funcargs[name] for name in names})
+            rerun.call()  # what a first call pays (imports, caches), as the measured calls before it paid
+        except Exception as error:
+            return f"it could not be set up and called: {type(error).__name__}: {error}"
+        key = (nodeid, None)
+        measured = measure_again(rerun, self.region(key, plan))
+        return measured if isinstance(measured, str) else dict(measured.values)
 
     def load(self) -> None:
         if self.loaded:
@@ -299,9 +329,13 @@ class AllocBudgetPlugin:
             return (yield)
         finally:
             self.freezer.release()
+            if self.zygote is not None:
+                self.zygote.close()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.freezer.release()  # a run that stopped before its test loop ended (an internal error in collection)
+        if self.zygote is not None:
+            self.zygote.close()
 
     # ----------------------------------------------------------------------------------------- one test
 
@@ -413,7 +447,7 @@ class AllocBudgetPlugin:
         if measurement is None:
             return
         key, plan = swapped.key, swapped.plan
-        explanation = first_call = third_call = None
+        explanation = first_call = third_call = start_call = None
         if swapped.reruns and self.session.fails(key, measurement.values, plan):
             from ..measuring.confirm import confirm
 
@@ -429,7 +463,10 @@ class AllocBudgetPlugin:
                 first_call, measurement = measurement.values, confirmation.measurement
             if confirmation.third is not None:
                 third_call = confirmation.third.values
-        recorded = Recorded(key, measurement, plan, explanation, first_call, third_call)
+                if self.zygote is not None and self.session.fails(key, third_call, plan):
+                    answer = self.zygote.ask(item.nodeid, timeout=120.0)
+                    start_call = answer if isinstance(answer, dict) else None
+        recorded = Recorded(key, measurement, plan, explanation, first_call, third_call, start_call)
         item.stash.setdefault(_recorded_key, []).append(recorded)
 
     def isolates(self, plan: MarkerPlan | None) -> bool:

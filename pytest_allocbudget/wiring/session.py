@@ -38,6 +38,7 @@ class Recorded:
     explanation: Explanation | None = None
     first_call: Mapping[str, int] | None = None  # when ``measurement`` is a second call's (see confirm.py)
     third_call: Mapping[str, int] | None = None  # when the second call was over its budget too
+    start_call: Mapping[str, int] | None = None  # when the third was too: a call from the session's start
 
 
 @dataclass
@@ -140,6 +141,11 @@ class BudgetSession:
                 verdict = replace(verdict, third_call=item.third_call)
                 if not self.update and unstable(verdict, self.judge(item.key, item.third_call, item.plan)):
                     verdict = replace(verdict, status=Status.UNSTABLE)  # named in the summary; it does not fail
+            if item.start_call is not None and verdict.status is Status.FAILED and not self.update:
+                from_start = self.judge(item.key, item.start_call, item.plan)
+                if from_start.status is Status.PASSED:
+                    # Over only after the tests before it: judged on the call from the session's start.
+                    verdict = replace(from_start, first_call=verdict.first_call, start_call=item.start_call)
             self.results[item.key] = verdict
             self.judged.setdefault(item.key[0], []).append(item.key)
             self.passed_keys.setdefault(item.key[0], set()).add(item.key[1])

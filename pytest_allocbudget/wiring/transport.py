@@ -50,6 +50,7 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
         "metrics": metrics,
         "first_call": None if verdict.first_call is None else dict(verdict.first_call),
         "third_call": None if verdict.third_call is None else dict(verdict.third_call),
+        "start_call": None if verdict.start_call is None else dict(verdict.start_call),
     }
 
 
@@ -65,9 +66,11 @@ def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
         )
         for metric, item in data["metrics"].items()
     )
-    first_call, third_call = (_values(data.get(name)) for name in ("first_call", "third_call"))
+    first_call, third_call, start_call = (
+        _values(data.get(name)) for name in ("first_call", "third_call", "start_call")
+    )
     key = (data["nodeid"], data["region"])
-    return Verdict(key, data["profile"], Status(data["status"]), results, first_call, third_call)
+    return Verdict(key, data["profile"], Status(data["status"]), results, first_call, third_call, start_call)
 
 
 def _values(data: Mapping[str, Any] | None) -> dict[str, int] | None:

@@ -59,6 +59,7 @@ RESULT_SCHEMA = {
     "metrics": ("map", METRIC_SCHEMA),
     "first_call": ("optional", ("map", INT)),
     "third_call": ("optional", ("map", INT)),
+    "start_call": ("optional", ("map", INT)),
 }
 SUMMARY_SCHEMA: dict[str, Any] = {
     "measured": INT,
@@ -69,6 +70,7 @@ SUMMARY_SCHEMA: dict[str, Any] = {
     "unstable": INT,
     "improved": INT,
     "passed_on_second_call": INT,
+    "passed_from_the_start": INT,
     "stale": ("list", str),
     "pruned": ("list", str),
 }
@@ -206,6 +208,7 @@ def test_json_report_of_an_update_and_a_check_run(
         "unstable": 0,
         "improved": 0,
         "passed_on_second_call": 0,
+        "passed_from_the_start": 0,
         "stale": [],
         "pruned": [],
     }

@@ -1,0 +1,110 @@
+"""A test over its budget on three calls is called once more from the session's start, in a child of a process kept
+from before the first test (zygote.py): a cost that grows with what earlier tests did is not its own."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="the call from the start runs in a forked child")
+
+#: Every test adds to REGISTRY, and test_walks walks it: its cost grows with the tests before it.  Recorded with
+#: test_walks first, checked with it last.
+GROWING = """
+import os
+import pytest
+
+REGISTRY = []
+
+def register():
+    REGISTRY.append(object())
+
+@pytest.mark.alloc_budget
+def test_walks():
+    register()
+    names = [str(id(entry)) for entry in REGISTRY]
+    print("walked", len(names))
+    if os.environ.get("REGRESSED"):
+        copies = [bytes(100) for _ in range(300)]  # a regression: 300 allocations more on every call
+        del copies
+
+@pytest.mark.parametrize("n", range(60))
+def test_adds(n):
+    register()
+"""
+
+
+def _run(tester: pytest.Pytester, tmp_path: Path, *args: str) -> tuple[pytest.RunResult, dict]:
+    tester.makepyfile(test_growing=GROWING)
+    tester.runpytest("--alloc-update", "test_growing.py::test_walks").assert_outcomes(passed=1)
+    report = tmp_path / "report.json"
+    # test_adds first, then test_walks: 60 more entries to walk than when it was recorded.
+    result = tester.runpytest(
+        "test_growing.py::test_adds", "test_growing.py::test_walks", f"--alloc-json={report}", "-s", *args
+    )
+    entry = next(r for r in json.loads(report.read_text())["results"] if r["nodeid"].endswith("test_walks"))
+    return result, {"entry": entry, "summary": json.loads(report.read_text())["summary"]}
+
+
+@needs_fork
+def test_a_cost_left_by_earlier_tests_passes_on_a_call_from_the_start(tester: pytest.Pytester, tmp_path) -> None:
+    result, data = _run(tester, tmp_path)
+    result.assert_outcomes(passed=61)
+    result.stdout.fnmatch_lines(
+        [
+            "1 passed on a call from the start of the session: over the budget on three calls after the tests before "
+            "them, within it from where the session started*",
+            "  test_growing.py::test_walks: *allocations *, then * (budget *)*",
+        ]
+    )
+    entry = data["entry"]
+    assert entry["status"] == "passed"
+    assert entry["start_call"] is not None and entry["first_call"] is not None
+    assert entry["start_call"]["allocations"] < entry["first_call"]["allocations"]
+    assert data["summary"]["passed_from_the_start"] == 1
+    assert data["summary"]["passed_on_second_call"] == 0
+    # The call in the zygote's child printed nothing into this session's output: "-s" shows the session's own.
+    assert result.stdout.str().count("walked") == 1
+
+
+@needs_fork
+def test_a_regression_fails_from_the_start_too(
+    tester: pytest.Pytester, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tester.makepyfile(test_growing=GROWING)
+    tester.runpytest("--alloc-update", "test_growing.py::test_walks").assert_outcomes(passed=1)
+    monkeypatch.setenv("REGRESSED", "1")
+    report = tmp_path / "report.json"
+    result = tester.runpytest("test_growing.py::test_adds", "test_growing.py::test_walks", f"--alloc-json={report}")
+    result.assert_outcomes(passed=60, failed=1)
+    [entry] = [r for r in json.loads(report.read_text())["results"] if r["nodeid"].endswith("test_walks")]
+    assert entry["status"] == "failed" and entry["start_call"] is None
+
+
+@needs_fork
+def test_first_call_only_keeps_no_process_from_the_start(tester: pytest.Pytester, tmp_path) -> None:
+    result, data = _run(tester, tmp_path, "--alloc-first-call-only")
+    result.assert_outcomes(passed=60, failed=1)
+    assert data["entry"]["start_call"] is None
+
+
+ZYGOTE_PID = """
+def pytest_sessionfinish(session):
+    plugin = session.config.pluginmanager.getplugin("allocbudget-session")
+    with open("zygote.txt", "w") as stream:
+        stream.write(str(plugin.zygote.pid if plugin.zygote is not None else ""))
+"""
+
+
+@needs_fork
+def test_the_process_kept_from_the_start_ends_with_the_tests(tester: pytest.Pytester) -> None:
+    tester.makeconftest(ZYGOTE_PID)
+    tester.makepyfile(test_growing=GROWING)
+    tester.runpytest("--alloc-update", "test_growing.py::test_walks").assert_outcomes(passed=1)
+    tester.runpytest("test_growing.py::test_walks").assert_outcomes(passed=1)
+    pid = int((tester.path / "zygote.txt").read_text())
+    with pytest.raises((ProcessLookupError, ChildProcessError)):
+        os.kill(pid, 0)  # ended and reaped before the session finished
