@@ -299,6 +299,9 @@ class AllocBudgetPlugin:
             return "it is not a test measured as a whole"
         if inspect.iscoroutinefunction(item.obj):
             return "it is async, and its event loop belongs to its runner"
+        from ..measuring.searches import fix_search
+
+        fix_search(item.obj, nodeid)  # the same search as its other calls: this process was forked before setup
         try:
             item.session._setupstate.setup(item)  # its fixtures, from the session's start: what pytest's setup does
             names = item._fixtureinfo.argnames

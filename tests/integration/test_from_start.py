@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,46 @@ def test_the_process_kept_from_the_start_ends_with_the_tests(tester: pytest.Pyte
     pid = int((tester.path / "zygote.txt").read_text())
     with pytest.raises((ProcessLookupError, ChildProcessError)):
         os.kill(pid, 0)  # ended and reaped before the session finished
+
+
+HYPOTHESIS_GROWING = """
+import os
+import pytest
+from hypothesis import given, strategies as st
+
+REGISTRY = []
+
+@pytest.mark.alloc_budget
+@given(st.lists(st.integers(min_value=1000), max_size=40))
+def test_search_walks(xs):
+    REGISTRY.append(object())
+    [str(id(entry)) for entry in REGISTRY]
+    [str(x) for x in xs]
+    if not xs:  # once per call: the seed this call's search runs under, from each process that calls it
+        with open(os.environ["SEEDS_FILE"], "a") as stream:
+            stream.write(f"{os.getpid()} {getattr(test_search_walks, '_hypothesis_internal_use_seed', None)}\\n")
+
+@pytest.mark.parametrize("n", range(30))
+def test_adds(n):
+    REGISTRY.extend(object() for _ in range(100))
+"""
+
+
+@needs_fork
+def test_a_given_test_searches_the_same_examples_from_the_start(
+    tester: pytest.Pytester, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeds = tmp_path / "seeds.txt"
+    monkeypatch.setenv("SEEDS_FILE", str(seeds))
+    tester.makepyfile(test_h=HYPOTHESIS_GROWING)
+    tester.runpytest_subprocess("--alloc-update", "test_h.py::test_search_walks").assert_outcomes(passed=1)
+    report = tmp_path / "report.json"
+    result = tester.runpytest_subprocess(
+        "test_h.py::test_adds", "test_h.py::test_search_walks", f"--alloc-json={report}"
+    )
+    result.assert_outcomes(passed=31)
+    [entry] = [r for r in json.loads(report.read_text())["results"] if r["nodeid"].endswith("test_search_walks")]
+    assert entry["start_call"] is not None  # it was over after test_adds, and called from the start
+    lines = [line.split() for line in seeds.read_text().splitlines()]
+    assert len({pid for pid, _ in lines}) >= 4  # recording; the check's first, second and third calls; the start
+    assert {seed for _, seed in lines} == {str(zlib.crc32(b"test_h.py::test_search_walks"))}  # one search in all
