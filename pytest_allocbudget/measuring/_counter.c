@@ -3,7 +3,9 @@
  * tracemalloc keeps only live blocks and walks the Python stack on every allocation.  This hook keeps what the
  * budgets need and nothing more: the number of allocation calls, the bytes they requested, and, through a table
  * of the blocks allocated since start, the bytes still alive and their peak.  It always calls the allocator it
- * replaced, so it composes with tracemalloc and with other hooks, provided they are removed in reverse order.
+ * replaced, so it composes with tracemalloc and with other hooks, provided they are removed in reverse order.  To
+ * explain a failure, a window can also sample the source lines that allocate (see "sampling" below); a measured
+ * window never does.
  *
  * What counts (the definitions the documentation repeats):
  *   - malloc and calloc calls that succeed: one allocation each, their requested size in "allocated";
@@ -477,7 +479,7 @@ account(int raw, void *old, void *ptr, size_t size, int is_realloc)
 /* ------------------------------------------------------------------------------------------- sampling */
 /* Which source lines allocate, for explaining a failure, at a cost that does not grow with the number of lines a
  * test runs.  While sampling, about one allocation call in `sample_calls_mean`, and the call that brings the bytes
- * requested since the last byte sample past about `sample_bytes_mean` (so a block at least that big is always
+ * requested since the last byte sample past about `sample_bytes_mean` (so a block of twice that or more is always
  * seen), looks up the line of the innermost Python frame and charges it the calls and bytes counted since the last
  * sample of each kind: the per-line figures are estimates already scaled up, and their sums are the totals less
  * what came after the last sample.  Each interval is drawn at random around its mean, so that a loop making the

@@ -80,11 +80,13 @@ class Explanation:
 
 
 def sampling_rates(values: Mapping[str, int] | None) -> tuple[int, int]:
-    """The mean intervals (calls, bytes) for a test that measured ``values``: about ``SAMPLES`` of each."""
+    """The mean intervals (calls, bytes) for a test that measured ``values``: about ``SAMPLES`` of each, or every
+    call."""
     values = values or {}
     calls = max(1, values["allocations"] // SAMPLES) if "allocations" in values else _DEFAULT_CALLS
     size = max(1, values["allocated"] // SAMPLES) if "allocated" in values else _DEFAULT_BYTES
-    return calls, size
+    # When every call is a sample anyway, charging each its own bytes costs nothing more, and makes them exact.
+    return calls, 1 if calls == 1 else size
 
 
 class _Tracer:
