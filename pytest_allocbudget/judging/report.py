@@ -82,9 +82,8 @@ def _lines_text(
         out.append(f"the test could not be run again to find its lines: {explanation.error}")
     if explanation is not None and failing & {"allocations", "allocated"} and explanation.alloc_lines:
         out.append(
-            "source lines that made the most allocation calls, in one more run of the test under a trace hook "
-            "(freed blocks included; tracing changes some of the interpreter's own allocations, so compare "
-            "lines with each other rather than with the budget):"
+            f"source lines that made the most allocation calls, in one more run of the test "
+            f"({_sampling(explanation)}; freed blocks included):"
         )
         out.extend(
             f"  {_relative(line.filename, rootdir)}:{line.lineno}: {line.count:,} allocation(s), "
@@ -93,15 +92,16 @@ def _lines_text(
         )
     if explanation is not None and "peak" in failing and explanation.peak_lines:
         out.append(
-            f"source lines holding memory near the peak, in one more run of the test under tracemalloc "
-            f"(captured at {format_bytes(explanation.captured)} of its {format_bytes(explanation.peak)} peak):"
+            f"source lines holding memory near the peak, in one more run of the test "
+            f"({_sampling(explanation)}; captured at {format_bytes(explanation.captured)} of its "
+            f"{format_bytes(explanation.peak)} peak):"
         )
         out.extend(_stat_lines(explanation.peak_lines, rootdir))
     if lines:
         out.append("source lines holding memory allocated in the region at its end (tracemalloc):")
         out.extend(_stat_lines(lines, rootdir))
     elif explanation is not None and "retained" in failing and explanation.end_lines:
-        out.append("source lines holding memory at the end of a second run of the test (tracemalloc):")
+        out.append(f"source lines holding memory at the end of a second run of the test ({_sampling(explanation)}):")
         out.extend(_stat_lines(explanation.end_lines, rootdir))
     if len(out) > (1 if explanation is not None and explanation.error else 0):
         return out
@@ -115,6 +115,18 @@ def _lines_text(
     else:
         out.append("the second run found no lines holding memory: the excess was temporary or freed")
     return out
+
+
+def _sampling(explanation: Explanation) -> str:
+    """How the explanation's run saw its lines, for the heading of a list of them."""
+    if not explanation.sample_calls:
+        return "tracemalloc"
+    if explanation.sample_calls == 1 and explanation.sample_bytes == 1:
+        return "every allocation call recorded"
+    return (
+        f"sampled about every {explanation.sample_calls:,} allocation calls and every "
+        f"{format_bytes(explanation.sample_bytes)} requested, scaled up: estimates"
+    )
 
 
 def _relative(filename: str, rootdir: Path | None) -> str:

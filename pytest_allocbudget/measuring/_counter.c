@@ -3,7 +3,9 @@
  * tracemalloc keeps only live blocks and walks the Python stack on every allocation.  This hook keeps what the
  * budgets need and nothing more: the number of allocation calls, the bytes they requested, and, through a table
  * of the blocks allocated since start, the bytes still alive and their peak.  It always calls the allocator it
- * replaced, so it composes with tracemalloc and with other hooks, provided they are removed in reverse order.
+ * replaced, so it composes with tracemalloc and with other hooks, provided they are removed in reverse order.  To
+ * explain a failure, a window can also sample the source lines that allocate (see "sampling" below); a measured
+ * window never does.
  *
  * What counts (the definitions the documentation repeats):
  *   - malloc and calloc calls that succeed: one allocation each, their requested size in "allocated";
@@ -417,22 +419,28 @@ static int all_threads = 0;
 static atomic_ullong generation = 0;         /* bumped by every start() */
 static THREAD_LOCAL unsigned long long my_generation = 0; /* == generation in the thread that called start() */
 static THREAD_LOCAL int in_hook = 0;         /* set while a hook calls down, so RAW does not count again */
+static int sampling = 0;                     /* lines are sampled (start(sample_calls=...)); see sample() */
+static THREAD_LOCAL int in_sample = 0;       /* set while sample() looks at the stack: what that allocates is its own */
 
 static inline int
 counts_new_blocks(void)
 {
-    return !atomic_load_explicit(&paused, memory_order_relaxed) &&
+    return !atomic_load_explicit(&paused, memory_order_relaxed) && !(sampling && in_sample) &&
            (all_threads || my_generation == atomic_load_explicit(&generation, memory_order_relaxed));
 }
 
-/* The accounting of one call; `raw` selects the RAW table and tally, and the lock that guards them. */
-static inline void
+static void forget_sampled(uintptr_t ptr);
+
+/* The accounting of one call; `raw` selects the RAW table and tally, and the lock that guards them.  Returns 1 when
+ * the call was counted as an allocation. */
+static inline int
 account(int raw, void *old, void *ptr, size_t size, int is_realloc)
 {
     int counts = ptr != NULL && counts_new_blocks();
     if (old == NULL && !counts) {
-        return; /* a block not counted, in a thread not counted: nothing to look up, so no lock to contend for */
+        return 0; /* a block not counted, in a thread not counted: nothing to look up, so no lock to contend for */
     }
+    int allocation = 0;
     table_t *table = raw ? &raw_table : &mem_table;
     tally_t *tally = raw ? &raw_tally : &mem_tally;
     atomic_flag *lock = raw ? &raw_lock : &mem_lock;
@@ -443,6 +451,9 @@ account(int raw, void *old, void *ptr, size_t size, int is_realloc)
         tracked = table_pop(table, (uintptr_t)old, &old_size);
         if (tracked) {
             sub(&tally->live, old_size);
+            if (sampling) {
+                forget_sampled((uintptr_t)old);
+            }
         }
     }
     if (ptr != NULL && (counts || tracked)) {
@@ -451,6 +462,7 @@ account(int raw, void *old, void *ptr, size_t size, int is_realloc)
         if (counts && (!is_realloc || !tracked || size > old_size || ptr != old)) {
             add(&tally->allocations, 1);
             add(&tally->allocated, size);
+            allocation = 1;
         }
         size_t stale = 0;
         int recorded = table_put(table, (uintptr_t)ptr, size, &stale) == 0;
@@ -461,6 +473,360 @@ account(int raw, void *old, void *ptr, size_t size, int is_realloc)
         }
     }
     lock_release(lock);
+    return allocation;
+}
+
+/* ------------------------------------------------------------------------------------------- sampling */
+/* Which source lines allocate, for explaining a failure, at a cost that does not grow with the number of lines a
+ * test runs.  While sampling, about one allocation call in `sample_calls_mean`, and the call that brings the bytes
+ * requested since the last byte sample past about `sample_bytes_mean` (so a block of twice that or more is always
+ * seen), looks up the line of the innermost Python frame and charges it the calls and bytes counted since the last
+ * sample of each kind: the per-line figures are estimates already scaled up, and their sums are the totals less
+ * what came after the last sample.  Each interval is drawn at random around its mean, so that a loop making the
+ * same calls in the same order cannot hide a line by always landing the sample on another.
+ *
+ * A sampled block is remembered until it is freed, with the line and weights it was charged, so that each line also
+ * has an estimate of what it holds alive; whenever the live bytes exceed the last capture by 2% plus 1 KiB, those
+ * estimates are copied as the lines nearest the peak.
+ *
+ * Looking at the stack needs the GIL, which the MEM and OBJ domains hold and the RAW domain may not: a RAW call adds
+ * to the intervals and never samples, so its weight goes to the next MEM or OBJ call's line.  From 3.11 on, the
+ * interpreter may have to create the frame object, an allocation inside the hook: `in_sample` keeps it from being
+ * counted or sampled, and on 3.11, where allocating an object can run the cyclic collector (and with it any
+ * finalizer) on the spot, the collector is held off around the look-up.  A sample whose innermost frame belongs to
+ * the plugin (its file names start with `own_prefix`) is dropped, as the plugin's own work.  Sampling is for one
+ * thread: start() refuses it with all_threads, so the intervals have one writer; the tables of lines and sampled
+ * blocks are behind `sample_lock`, taken last, since frees from any thread update them.  Their memory comes from
+ * the C library; the lines hold strong references to their code objects until the next start() or samples(). */
+
+typedef struct {
+    PyObject *code; /* a strong reference */
+    int line;
+    unsigned long long calls, bytes;           /* charged */
+    unsigned long long live_calls, live_bytes; /* of its sampled blocks still alive */
+    unsigned long long peak_calls, peak_bytes; /* live_calls and live_bytes at the last capture */
+} site_t;
+
+typedef struct {
+    uintptr_t ptr; /* 0: empty slot */
+    size_t site;
+    unsigned long long calls, bytes;
+} sampled_t;
+
+static atomic_flag sample_lock = ATOMIC_FLAG_INIT;
+static unsigned long long sample_calls_mean = 1, sample_bytes_mean = 1;
+static unsigned long long calls_since, bytes_since, next_call, next_bytes;
+static uint64_t random_state = UINT64_C(0x9E3779B97F4A7C15);
+static site_t *sites;
+static size_t sites_used, sites_capacity;
+static size_t *site_index; /* open addressing over (code, line): site number + 1, 0 = empty */
+static size_t site_index_capacity;
+static sampled_t *sampled;
+static size_t sampled_used, sampled_capacity;
+static unsigned long long captured, capture_at;
+static PyObject *own_prefix;
+static int sample_failed;
+
+/* An interval around `mean`: uniform in [1, 2 * mean - 1], so its mean is `mean`. */
+static unsigned long long
+draw(unsigned long long mean)
+{
+    if (mean <= 1) {
+        return 1;
+    }
+    random_state ^= random_state << 13;
+    random_state ^= random_state >> 7;
+    random_state ^= random_state << 17;
+    return 1 + random_state % (2 * mean - 1);
+}
+
+static inline size_t
+ptr_slot(uintptr_t ptr, size_t capacity)
+{
+    return (size_t)(((uint64_t)ptr * UINT64_C(0x9E3779B97F4A7C15)) >> 17) & (capacity - 1);
+}
+
+static inline size_t
+site_slot(PyObject *code, int line, size_t capacity)
+{
+    return ptr_slot((uintptr_t)code ^ ((uintptr_t)(unsigned)line << 3), capacity);
+}
+
+static int
+site_index_grow(void)
+{
+    size_t capacity = site_index_capacity ? site_index_capacity * 2 : 256;
+    size_t *index = calloc(capacity, sizeof(size_t));
+    if (index == NULL) {
+        return -1;
+    }
+    for (size_t s = 0; s < sites_used; s++) {
+        size_t i = site_slot(sites[s].code, sites[s].line, capacity);
+        while (index[i]) {
+            i = (i + 1) & (capacity - 1);
+        }
+        index[i] = s + 1;
+    }
+    free(site_index);
+    site_index = index;
+    site_index_capacity = capacity;
+    return 0;
+}
+
+/* The number of (code, line)'s site, made if new, taking over the reference to `code` then; (size_t)-1 when there
+ * is no memory for it.  Under sample_lock. */
+static size_t
+site_of(PyObject *code, int line, int *taken)
+{
+    *taken = 0;
+    if (site_index_capacity) {
+        size_t i = site_slot(code, line, site_index_capacity);
+        while (site_index[i]) {
+            site_t *site = &sites[site_index[i] - 1];
+            if (site->code == code && site->line == line) {
+                return site_index[i] - 1;
+            }
+            i = (i + 1) & (site_index_capacity - 1);
+        }
+    }
+    if ((sites_used + 1) * 2 > site_index_capacity && site_index_grow() < 0) {
+        return (size_t)-1;
+    }
+    if (sites_used == sites_capacity) {
+        size_t capacity = sites_capacity ? sites_capacity * 2 : 128;
+        site_t *grown = realloc(sites, capacity * sizeof(site_t));
+        if (grown == NULL) {
+            return (size_t)-1;
+        }
+        sites = grown;
+        sites_capacity = capacity;
+    }
+    size_t s = sites_used++;
+    memset(&sites[s], 0, sizeof(site_t));
+    sites[s].code = code;
+    sites[s].line = line;
+    *taken = 1;
+    size_t i = site_slot(code, line, site_index_capacity);
+    while (site_index[i]) {
+        i = (i + 1) & (site_index_capacity - 1);
+    }
+    site_index[i] = s + 1;
+    return s;
+}
+
+static int
+sampled_grow(void)
+{
+    size_t capacity = sampled_capacity ? sampled_capacity * 2 : 1024;
+    sampled_t *table = calloc(capacity, sizeof(sampled_t));
+    if (table == NULL) {
+        return -1;
+    }
+    for (size_t j = 0; j < sampled_capacity; j++) {
+        if (sampled[j].ptr) {
+            size_t i = ptr_slot(sampled[j].ptr, capacity);
+            while (table[i].ptr) {
+                i = (i + 1) & (capacity - 1);
+            }
+            table[i] = sampled[j];
+        }
+    }
+    free(sampled);
+    sampled = table;
+    sampled_capacity = capacity;
+    return 0;
+}
+
+/* Under sample_lock. */
+static void
+remember_sampled(uintptr_t ptr, size_t site, unsigned long long calls, unsigned long long bytes)
+{
+    if ((sampled_used + 1) * 2 > sampled_capacity && sampled_grow() < 0) {
+        sample_failed = 1;
+        return;
+    }
+    size_t i = ptr_slot(ptr, sampled_capacity);
+    while (sampled[i].ptr && sampled[i].ptr != ptr) {
+        i = (i + 1) & (sampled_capacity - 1);
+    }
+    if (sampled[i].ptr == ptr) { /* freed unseen and handed out again: the old record is stale */
+        sites[sampled[i].site].live_calls -= sampled[i].calls;
+        sites[sampled[i].site].live_bytes -= sampled[i].bytes;
+        sampled_used--;
+    }
+    sampled[i].ptr = ptr;
+    sampled[i].site = site;
+    sampled[i].calls = calls;
+    sampled[i].bytes = bytes;
+    sampled_used++;
+    sites[site].live_calls += calls;
+    sites[site].live_bytes += bytes;
+}
+
+/* A tracked block is freed: if it was sampled, its line no longer holds it.  Linear probing with backward-shift
+ * deletion, so that no slot is ever a tombstone. */
+static void
+forget_sampled(uintptr_t ptr)
+{
+    lock_acquire(&sample_lock);
+    if (sampled_used == 0) {
+        lock_release(&sample_lock);
+        return;
+    }
+    size_t mask = sampled_capacity - 1;
+    size_t i = ptr_slot(ptr, sampled_capacity);
+    while (sampled[i].ptr && sampled[i].ptr != ptr) {
+        i = (i + 1) & mask;
+    }
+    if (sampled[i].ptr == ptr) {
+        sites[sampled[i].site].live_calls -= sampled[i].calls;
+        sites[sampled[i].site].live_bytes -= sampled[i].bytes;
+        sampled_used--;
+        size_t hole = i;
+        for (size_t j = (i + 1) & mask; sampled[j].ptr; j = (j + 1) & mask) {
+            size_t home = ptr_slot(sampled[j].ptr, sampled_capacity);
+            /* j's entry may move into the hole if its home is not in (hole, j], cyclically */
+            if ((j > hole && (home <= hole || home > j)) || (j < hole && home <= hole && home > j)) {
+                sampled[hole] = sampled[j];
+                hole = j;
+            }
+        }
+        sampled[hole].ptr = 0;
+    }
+    lock_release(&sample_lock);
+}
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define current_thread_state() PyThreadState_GetUnchecked()
+#else
+#define current_thread_state() _PyThreadState_UncheckedGet()
+#endif
+
+/* The code object (a new reference) and line of the innermost Python frame, unless there is none or it is the
+ * plugin's own; the GIL is held. */
+static int
+where(PyObject **code_out, int *line_out)
+{
+    PyThreadState *tstate = current_thread_state();
+    if (tstate == NULL) {
+        return 0;
+    }
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    int collecting = PyGC_Disable();
+#endif
+    PyFrameObject *frame = PyThreadState_GetFrame(tstate);
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    if (collecting) {
+        PyGC_Enable();
+    }
+#endif
+    if (frame == NULL) {
+        return 0;
+    }
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    int found = own_prefix == NULL ||
+                PyUnicode_Tailmatch(code->co_filename, own_prefix, 0, PY_SSIZE_T_MAX, -1) != 1;
+    if (found) {
+        *line_out = PyFrame_GetLineNumber(frame);
+        *code_out = (PyObject *)code;
+    }
+    else {
+        Py_DECREF(code); /* still referenced by its frame: no deallocation here */
+    }
+    Py_DECREF(frame); /* likewise referenced by the running interpreter frame */
+    return found;
+}
+
+/* After a counted allocation of `size` bytes at `ptr` by the counted thread; `raw`: in the RAW domain. */
+static void
+sample(int raw, void *ptr, size_t size)
+{
+    calls_since += 1;
+    bytes_since += size;
+    if (raw || (calls_since < next_call && bytes_since < next_bytes)) {
+        return;
+    }
+    unsigned long long calls = 0, bytes = 0;
+    if (calls_since >= next_call) {
+        calls = calls_since;
+        calls_since = 0;
+        next_call = draw(sample_calls_mean);
+    }
+    if (bytes_since >= next_bytes) {
+        bytes = bytes_since;
+        bytes_since = 0;
+        next_bytes = draw(sample_bytes_mean);
+    }
+    PyObject *code = NULL;
+    int line = 0;
+    in_sample = 1;
+    int found = where(&code, &line);
+    in_sample = 0;
+    if (!found) {
+        return;
+    }
+    int taken = 0;
+    lock_acquire(&sample_lock);
+    size_t site = site_of(code, line, &taken);
+    if (site == (size_t)-1) {
+        sample_failed = 1;
+    }
+    else {
+        sites[site].calls += calls;
+        sites[site].bytes += bytes;
+        remember_sampled((uintptr_t)ptr, site, calls, bytes);
+    }
+    lock_release(&sample_lock);
+    if (!taken) {
+        Py_DECREF(code); /* the site holds one already; the frame holds another */
+    }
+}
+
+/* After a counted allocation: when the live bytes have grown past the last capture by the margin, the lines' live
+ * estimates become the ones nearest the peak. */
+static void
+maybe_capture(void)
+{
+    unsigned long long now = atomic_load_explicit(&mem_tally.live, memory_order_relaxed) +
+                             atomic_load_explicit(&raw_tally.live, memory_order_relaxed);
+    if (now < capture_at) {
+        return;
+    }
+    lock_acquire(&sample_lock);
+    if (now >= capture_at) {
+        for (size_t s = 0; s < sites_used; s++) {
+            sites[s].peak_calls = sites[s].live_calls;
+            sites[s].peak_bytes = sites[s].live_bytes;
+        }
+        captured = now;
+        capture_at = now + now / 50 + 1024;
+    }
+    lock_release(&sample_lock);
+}
+
+/* Drops every line and sampled block; the GIL is held (code objects are released). */
+static void
+clear_samples(void)
+{
+    lock_acquire(&sample_lock);
+    site_t *old = sites;
+    size_t used = sites_used;
+    sites = NULL;
+    sites_used = sites_capacity = 0;
+    free(site_index);
+    site_index = NULL;
+    site_index_capacity = 0;
+    free(sampled);
+    sampled = NULL;
+    sampled_used = sampled_capacity = 0;
+    captured = 0;
+    capture_at = 0;
+    sample_failed = 0;
+    lock_release(&sample_lock);
+    for (size_t s = 0; s < used; s++) {
+        Py_DECREF(old[s].code);
+    }
+    free(old);
 }
 
 /* ------------------------------------------------------------------------------------------- the hooks */
@@ -530,8 +896,9 @@ hook_malloc(void *vctx, int d, size_t size)
     in_hook++;
     void *ptr = ctx->previous.malloc(ctx->previous.ctx, size);
     in_hook--;
-    if (ptr != NULL && accounted) {
-        account(d == RAW, NULL, ptr, size, 0);
+    if (ptr != NULL && accounted && account(d == RAW, NULL, ptr, size, 0) && sampling) {
+        sample(d == RAW, ptr, size);
+        maybe_capture();
     }
     return ptr;
 }
@@ -548,8 +915,9 @@ hook_calloc(void *vctx, int d, size_t nelem, size_t elsize)
     in_hook++;
     void *ptr = ctx->previous.calloc(ctx->previous.ctx, nelem, elsize);
     in_hook--;
-    if (ptr != NULL && accounted) {
-        account(d == RAW, NULL, ptr, nelem * elsize, 0);
+    if (ptr != NULL && accounted && account(d == RAW, NULL, ptr, nelem * elsize, 0) && sampling) {
+        sample(d == RAW, ptr, nelem * elsize);
+        maybe_capture();
     }
     return ptr;
 }
@@ -570,7 +938,10 @@ hook_realloc(void *vctx, int d, void *old, size_t size)
         /* A moved block's old address may already have been handed to another thread, and recorded by it: then
          * table_put dropped this block's record as stale, and the pop below takes the other's; either way live
          * bytes stay the sum of the records. */
-        account(d == RAW, old, ptr, size, 1);
+        if (account(d == RAW, old, ptr, size, 1) && sampling) {
+            sample(d == RAW, ptr, size);
+            maybe_capture();
+        }
     }
     return ptr;
 }
@@ -636,9 +1007,20 @@ static PyObject *
 counter_start(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     (void)module;
-    static char *keywords[] = {"all_threads", NULL};
+    static char *keywords[] = {"all_threads", "sample_calls", "sample_bytes", "own_prefix", NULL};
     int every_thread = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:start", keywords, &every_thread)) {
+    unsigned long long every_calls = 0, every_bytes = 0;
+    PyObject *prefix = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pKKU:start", keywords, &every_thread, &every_calls, &every_bytes,
+                                     &prefix)) {
+        return NULL;
+    }
+    if ((every_calls == 0) != (every_bytes == 0)) {
+        PyErr_SetString(PyExc_ValueError, "sample_calls and sample_bytes are given together");
+        return NULL;
+    }
+    if (every_calls && every_thread) {
+        PyErr_SetString(PyExc_ValueError, "lines are sampled in one thread only, not with all_threads");
         return NULL;
     }
 #ifdef Py_GIL_DISABLED
@@ -662,6 +1044,18 @@ counter_start(PyObject *module, PyObject *args, PyObject *kwargs)
         spare = set;
     }
     clear_tables();
+    clear_samples();
+    Py_XINCREF(prefix);
+    Py_XSETREF(own_prefix, prefix);
+    sampling = every_calls != 0;
+    if (sampling) {
+        sample_calls_mean = every_calls;
+        sample_bytes_mean = every_bytes;
+        calls_since = bytes_since = 0;
+        next_call = draw(sample_calls_mean);
+        next_bytes = draw(sample_bytes_mean);
+        capture_at = 1024;
+    }
     for (int i = 0; i < 2; i++) {
         tally_t *tally = i ? &raw_tally : &mem_tally;
         atomic_store(&tally->allocations, 0);
@@ -709,6 +1103,7 @@ counter_stop(PyObject *module, PyObject *unused)
     lock_release(&raw_lock);
 
     hook_set_t *set = installed;
+    sampling = 0; /* what was sampled stays for samples() */
     int on_top = 1;
     for (int i = 2; i >= 0; i--) {
         on_top = on_top && is_ours(i, &set->domains[i]);
@@ -775,9 +1170,46 @@ counter_counts(PyObject *module, PyObject *unused)
     return Py_BuildValue("(KK)", n, bytes);
 }
 
+/* samples() -> (captured, [(filename, lineno, calls, bytes, peak_calls, peak_bytes, live_calls, live_bytes)], exact)
+ * after a sampling window has stopped; the lines are forgotten.  `captured` is the live bytes at the capture the
+ * peak_* figures come from, live_* are what was alive at stop(); `exact` is false when the tables ran out of
+ * memory and some samples were lost. */
+static PyObject *
+counter_samples(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (installed != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the allocation counter is still running");
+        return NULL;
+    }
+    PyObject *lines = PyList_New(0);
+    if (lines == NULL) {
+        return NULL;
+    }
+    for (size_t s = 0; s < sites_used; s++) {
+        site_t *site = &sites[s];
+        PyObject *item = Py_BuildValue("(OiKKKKKK)", ((PyCodeObject *)site->code)->co_filename, site->line,
+                                       site->calls, site->bytes, site->peak_calls, site->peak_bytes,
+                                       site->live_calls, site->live_bytes);
+        if (item == NULL || PyList_Append(lines, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(lines);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    PyObject *result = Py_BuildValue("(KNO)", captured, lines, sample_failed ? Py_False : Py_True);
+    clear_samples();
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"start", (PyCFunction)(void (*)(void))counter_start, METH_VARARGS | METH_KEYWORDS,
-     "start(all_threads=False): hook the allocators and count from now on."},
+     "start(all_threads=False, sample_calls=0, sample_bytes=0, own_prefix=None): hook the allocators and count "
+     "from now on; with sample_calls and sample_bytes, also sample the lines that allocate (see samples())."},
+    {"samples", counter_samples, METH_NOARGS,
+     "samples() -> (captured, lines, exact): what the last sampling window sampled, once it has stopped."},
     {"stop", counter_stop, METH_NOARGS,
      "stop() -> (allocations, allocated, live, peak, exact): unhook and return the counts."},
     {"running", counter_running, METH_NOARGS, "running() -> bool: whether the hooks are installed."},

@@ -51,25 +51,31 @@ def confirm(
     explaining: bool,
     second_call: bool = True,
     timeout: float = 120.0,
+    first: Mapping[str, int] | None = None,
 ) -> Confirmation:
     """Call the test again in a child, measured by a fresh ``region()``; explain it there too if ``explaining``
     and the second call also ``fails``.  Without ``second_call`` (``--alloc-first-call-only``), only explain.
-    Never raises for what the test does."""
+    ``first``: what the first call measured, which sets the explanation's sampling rates when there is no second
+    call.  Never raises for what the test does."""
     if not second_call or rerun.impossible is not None or not available():
         why = rerun.impossible or ("this platform cannot fork a process" if second_call else "--alloc-first-call-only")
         explanation = None
         if explaining:
             # Without a fork, explain() still runs the test again in this process where that is safe.
-            explanation = Explanation(error=why) if rerun.impossible else explain(rerun.call, coroutine=rerun.coroutine)
+            explanation = (
+                Explanation(error=why)
+                if rerun.impossible
+                else explain(rerun.call, coroutine=rerun.coroutine, values=first)
+            )
         return Confirmation(None, explanation, why)
 
     def in_child() -> Confirmation:
         again = measure_again(rerun, region())
         if isinstance(again, str):
-            explanation = trace(rerun.call, rerun.coroutine) if explaining else None
+            explanation = trace(rerun.call, rerun.coroutine, first) if explaining else None
             return Confirmation(None, explanation, f"the second call could not be measured: {again}")
         if explaining and fails(again.values):
-            return Confirmation(again, trace(rerun.call, rerun.coroutine))
+            return Confirmation(again, trace(rerun.call, rerun.coroutine, again.values))
         return Confirmation(again)
 
     def third_call() -> Measurement | None:

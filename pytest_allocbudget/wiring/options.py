@@ -67,8 +67,9 @@ REFERENCE: dict[str, Reference] = {
     "--alloc-tolerance": Reference(_TOLERANCE, "It replaces the ini setting and the default as a whole."),
     "--alloc-explain": Reference(
         _one_of(EXPLAIN_MODES),
-        "With `rerun`, the test is called once more in a forked child process, under tracemalloc, the counter and "
-        "a trace hook. `trace` costs about what tracemalloc costs, on every measured test. "
+        "With `rerun`, the test is called once more in a forked child process, with the counter sampling the lines "
+        "that allocate (without the counter: under tracemalloc and a trace hook). `trace` costs about what "
+        "tracemalloc costs, on every measured test. "
         "See [measuring.md](measuring.md#how-a-failure-is-explained).",
     ),
     "--alloc-engine": Reference(
@@ -179,8 +180,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--alloc-explain",
         metavar="MODE",
         default=None,
-        help="how a failure finds its source lines: 'rerun' runs a failing marker-budgeted test again under "
-        "tracemalloc and the counter; 'trace' also runs tracemalloc in every measured window, for the lines alive "
+        help="how a failure finds its source lines: 'rerun' runs a failing marker-budgeted test again with the "
+        "counter sampling lines; 'trace' also runs tracemalloc in every measured window, for the lines alive "
         "at its end (slower); 'off' lists none (default: ini alloc_budget_explain, else 'rerun').",
     )
     group.addoption(

@@ -460,6 +460,7 @@ class AllocBudgetPlugin:
                 lambda values: self.session.fails(key, values, plan),
                 explaining=self.settings.explain == "rerun",
                 second_call=not self.settings.first_call_only,
+                first=measurement.values,
             )
             explanation = confirmation.explanation
             if confirmation.measurement is not None:

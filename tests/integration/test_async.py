@@ -286,7 +286,7 @@ def test_a_failing_async_test_is_run_again_on_a_fresh_event_loop_or_says_why_not
         # test's own line comes first.
         result.stdout.fnmatch_lines(
             [
-                "source lines that made the most allocation calls, in one more run of the test under a trace hook*",
+                "source lines that made the most allocation calls, in one more run of the test (*",
                 f"  test_many.py:{line}: * allocation(s), *",
             ]
         )

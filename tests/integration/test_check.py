@@ -41,8 +41,9 @@ def _set_value(tester: pytest.Pytester, metric: str, old: int, new: int) -> None
 def test_regression_fails_the_test_with_a_report(tester: pytest.Pytester, read_budgets) -> None:
     nodeid, values = _record(tester, read_budgets)
     _set_value(tester, "peak", values["peak"], values["peak"] // 4)
-    # A failing peak is explained by running the test again under a trace hook, which on Python 3.12+ changes what
-    # later code allocates in the process that runs it (see test_repeatability.py): run it in a process of its own.
+    # Without the counter, a failing peak is explained by running the test again under a trace hook, which on Python
+    # 3.12+ changes what later code allocates in the process that runs it (see test_repeatability.py): run it in a
+    # process of its own.
     result = tester.runpytest_subprocess()
     result.assert_outcomes(failed=1, errors=0)
     assert result.ret == pytest.ExitCode.TESTS_FAILED

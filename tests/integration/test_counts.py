@@ -139,7 +139,7 @@ def test_allocations_limit_fails_naming_the_metric_the_limit_and_the_lines(teste
             [
                 f"allocation budget exceeded: {name}::test_many (profile *)",
                 "  allocations: measured *, above the limit 50 set on the marker (or measure()) by *",
-                "source lines that made the most allocation calls, in one more run of the test under a trace hook*",
+                "source lines that made the most allocation calls, in one more run of the test (*",
                 f"  {name}:{line}: * allocation(s), *",
                 "raise the limit on the marker if the increase is intended; --alloc-update does not change it",
                 f"FAILED {name}::test_many*",
@@ -168,7 +168,7 @@ def test_a_regression_in_allocations_alone_fails_the_check_run(tester: pytest.Py
         [
             f"allocation budget exceeded: {name}::test_marker (profile *)",
             "  allocations: measured *, budget *, change +*; tolerance 2%, 16 = 16, so at most * passes",
-            "source lines that made the most allocation calls, in one more run of the test under a trace hook*",
+            "source lines that made the most allocation calls, in one more run of the test (*",
             f"  {name}:{line}: * allocation(s), *",
             f"if the increase is intended, re-record: pytest --alloc-update {name}::test_marker",
         ]

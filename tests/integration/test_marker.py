@@ -127,7 +127,7 @@ def test_retained_zero_limit_fails_naming_metric_limit_and_line(tester: pytest.P
     # With the counter, a failing test is measured by the counter alone and runs again to find its lines; without
     # it, tracemalloc measured the test and lists the lines still alive at its end.
     header = (
-        "source lines holding memory at the end of a second run of the test (tracemalloc):"
+        "source lines holding memory at the end of a second run of the test (every allocation call recorded):"
         if unavailable_reason() is None
         else "source lines holding memory allocated in the region at its end (tracemalloc):"
     )
@@ -162,8 +162,9 @@ def test_peak_limit_with_unit(tester: pytest.Pytester) -> None:
             assert len(bytes(1_000_000)) == 1_000_000
         """
     )
-    # A failing peak is explained by running the test again under a trace hook, which on Python 3.12+ changes what
-    # later code allocates in the process that runs it (see test_repeatability.py): run it in a process of its own.
+    # Without the counter, a failing peak is explained by running the test again under a trace hook, which on Python
+    # 3.12+ changes what later code allocates in the process that runs it (see test_repeatability.py): run it in a
+    # process of its own.
     result = tester.runpytest_subprocess()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(

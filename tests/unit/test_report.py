@@ -184,12 +184,21 @@ def test_failure_text_lists_allocation_lines_for_count_failures(tmp_path: Path) 
     assert "near the peak" not in text  # peak did not fail: its lines are not shown
 
 
+def test_failure_text_says_how_the_lines_were_sampled(tmp_path: Path) -> None:
+    line = [LineStat(str(tmp_path / "hot.py"), 9, 4096, 1234)]
+    failing = verdict({"allocations": 5000}, {"allocations": 100})
+    sampled = report(failing, explanation=Explanation(alloc_lines=line, sample_calls=50, sample_bytes=2048))
+    assert "sampled about every 50 allocation calls and every 2.0 KiB requested, scaled up: estimates" in sampled
+    exact = report(failing, explanation=Explanation(alloc_lines=line, sample_calls=1, sample_bytes=1))
+    assert "(every allocation call recorded; freed blocks included)" in exact
+
+
 def test_failure_text_includes_the_peak_explanation(tmp_path: Path) -> None:
     peak = Explanation(
         peak_lines=[LineStat(str(tmp_path / "hot.py"), 7, 3 * 1024**2, 40)], captured=3 * 1024**2, peak=4 * 1024**2
     )
     text = report(verdict({"peak": 4 * 1024**2}, {"peak": 1024}), explanation=peak, rootdir=tmp_path)
-    assert "(captured at 3.0 MiB of its 4.0 MiB peak)" in text
+    assert "(tracemalloc; captured at 3.0 MiB of its 4.0 MiB peak)" in text
     assert "\n  hot.py:7: 3.0 MiB in 40 block(s)" in text
     assert "no source lines" not in text
     assert text.splitlines()[-1] == f"if the increase is intended, re-record: pytest --alloc-update {NODE}"
