@@ -122,9 +122,10 @@ def test_the_estimates_add_up_to_about_the_totals() -> None:
     total = _counted(_work)
     explanation = trace(_work, values={"allocations": total, "allocated": 1})
     calls = sum(line.count for line in explanation.alloc_lines)
-    # Sampled about every total / SAMPLES calls, scaled up: the sum misses only the tail after the last sample.
+    # Sampled about every total / SAMPLES calls, scaled up: the sum misses only the tail after the last sample.  The
+    # traced call is another call of _work than the counted one, and may make a few calls more or fewer.
     assert explanation.sample_calls == total // SAMPLES > 1
-    assert 0.9 * total < calls <= total
+    assert 0.9 * total < calls <= 1.01 * total
 
 
 def test_blocks_freed_by_another_thread_leave_the_lines() -> None:
