@@ -239,50 +239,42 @@ def summary_lines(
             )
         )
     second = [v for v in verdicts if v.first_call is not None and v.start_call is None and v.status is Status.PASSED]
-    if second:
-        lines.append(
-            (
-                f"{len(second)} passed on a second call: the first call was over its budget, a second one in a child "
-                "process was within it (work paid once per process, such as a first import or a cache, landed on "
-                "the first call):",
-                None,
-            )
-        )
-        lines.extend((f"  {describe_key(v.key)}: {first_call_excess(v)}", None) for v in second[:10])
-        if len(second) > 10:
-            lines.append((f"  ... and {len(second) - 10} more", None))
+    lines += _listing(
+        f"{len(second)} passed on a second call: the first call was over its budget, a second one in a child "
+        "process was within it (work paid once per process, such as a first import or a cache, landed on the first "
+        "call):",
+        [f"{describe_key(v.key)}: {first_call_excess(v)}" for v in second],
+    )
     from_start = [v for v in verdicts if v.start_call is not None]
-    if from_start:
-        lines.append(
-            (
-                f"{len(from_start)} passed on a call from the start of the session: over the budget on three calls "
-                "after the tests before them, within it from where the session started (their cost grows with what "
-                "earlier tests did):",
-                None,
-            )
-        )
-        lines.extend((f"  {describe_key(v.key)}: {first_call_excess(v)}", None) for v in from_start[:10])
-        if len(from_start) > 10:
-            lines.append((f"  ... and {len(from_start) - 10} more", None))
+    lines += _listing(
+        f"{len(from_start)} passed on a call from the start of the session: over the budget on three calls after the "
+        "tests before them, within it from where the session started (their cost grows with what earlier tests did):",
+        [f"{describe_key(v.key)}: {first_call_excess(v)}" for v in from_start],
+    )
     shaky = [v for v in verdicts if v.status is Status.UNSTABLE]
-    if shaky:
-        lines.append(
-            (
-                f"{len(shaky)} unstable, not failed: over the budget on one call and within it on another made from "
-                "the same state, so the test's own numbers vary (unseeded randomness, the clock, threads). Make them "
-                "repeat, or give the test a wider tolerance:",
-                "yellow",
-            )
-        )
-        lines.extend((f"  {describe_key(v.key)}: {unstable_spread(v)}", "yellow") for v in shaky[:10])
-        if len(shaky) > 10:
-            lines.append((f"  ... and {len(shaky) - 10} more", "yellow"))
+    lines += _listing(
+        f"{len(shaky)} unstable, not failed: over the budget on one call and within it on another made from the same "
+        "state, so the test's own numbers vary (unseeded randomness, the clock, threads). Make them repeat, or give "
+        "the test a wider tolerance:",
+        [f"{describe_key(v.key)}: {unstable_spread(v)}" for v in shaky],
+        "yellow",
+    )
     tighten = [verdict for verdict in verdicts if verdict.improvements]
-    if tighten:
-        lines.append((f"{len(tighten)} budget(s) could be tightened (pytest --alloc-update records them):", None))
-        lines.extend((f"  {improvement_line(v.key, v.improvements)}", None) for v in tighten[:10])
-        if len(tighten) > 10:
-            lines.append((f"  ... and {len(tighten) - 10} more", None))
+    lines += _listing(
+        f"{len(tighten)} budget(s) could be tightened (pytest --alloc-update records them):",
+        [improvement_line(v.key, v.improvements) for v in tighten],
+    )
+    return lines
+
+
+def _listing(title: str, items: Sequence[str], color: str | None = None) -> list[tuple[str, str | None]]:
+    """A titled list of the summary, ten items at most; nothing when there are none."""
+    if not items:
+        return []
+    lines: list[tuple[str, str | None]] = [(title, color)]
+    lines.extend((f"  {item}", color) for item in items[:10])
+    if len(items) > 10:
+        lines.append((f"  ... and {len(items) - 10} more", color))
     return lines
 
 
