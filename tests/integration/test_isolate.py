@@ -59,7 +59,9 @@ def test_isolated_tests_measure_the_same_whatever_ran_before(ordered: pytest.Pyt
     entries = read_budgets()
     first, second = entries["test_ordered.py::test_first"], entries["test_ordered.py::test_second"]
     assert first["retained"] > 200_000
-    assert second["retained"] == first["retained"]  # each paid the import in its own process
+    # Each paid the import in its own process.  Not to the byte: a fresh process lays its heap out at other addresses
+    # (address randomisation), and what an import keeps varies with them by some tens of bytes.
+    assert abs(second["retained"] - first["retained"]) <= 1024
     for selection in (["-k", "second"], ["-k", "first"], []):
         result = ordered.runpytest("--alloc-isolate", *selection)
         assert result.ret == pytest.ExitCode.OK, result.stdout.str()
