@@ -16,7 +16,7 @@ import time
 import warnings
 from typing import Callable, TypeVar
 
-__all__ = ["ForkFailed", "available", "run_forked"]
+__all__ = ["ForkFailed", "available", "fork", "run_forked"]
 
 T = TypeVar("T")
 
@@ -30,15 +30,20 @@ def available() -> bool:
     return hasattr(os, "fork")
 
 
+def fork() -> int:
+    """``os.fork()``, without Python's warning for a process with threads (3.12 on), which would fail a run under
+    ``-W error``: every child here runs one call of a test and exits, and a deadlock there is bounded by a timeout
+    (``run_forked``'s, or the zygote's answer's)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return os.fork()
+
+
 def run_forked(work: Callable[[], T], timeout: float) -> T:
     """``work()`` in a forked child; its (picklable) result.  Raises :class:`ForkFailed` when the child took
     longer than ``timeout`` seconds (it is then killed) or ended without a result."""
     read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        # "This process is multi-threaded, use of fork() may lead to deadlocks in the child": the child runs only
-        # the test function and exits; a deadlock there is bounded by the timeout below.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    pid = fork()
     if pid == 0:  # pragma: no cover - the child; coverage does not follow it
         status = 1
         try:

@@ -22,7 +22,7 @@ import select
 import struct
 from typing import Callable, Generic, TypeVar
 
-from .forked import ForkFailed, available, run_forked
+from .forked import ForkFailed, available, fork, run_forked
 
 __all__ = ["Zygote", "start"]
 
@@ -70,7 +70,7 @@ def start(job: Callable[[str], T], timeout: float) -> Zygote[T] | None:
         return None
     requests_read, requests_write = os.pipe()
     answers_read, answers_write = os.pipe()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:  # pragma: no cover - the zygote; coverage does not follow it
         try:
             os.close(requests_write)

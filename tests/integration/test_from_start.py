@@ -152,3 +152,27 @@ def test_a_given_test_searches_the_same_examples_from_the_start(
     lines = [line.split() for line in seeds.read_text().splitlines()]
     assert len({pid for pid, _ in lines}) >= 4  # recording; the check's first, second and third calls; the start
     assert {seed for _, seed in lines} == {str(zlib.crc32(b"test_h.py::test_search_walks"))}  # one search in all
+
+
+THREADED = """
+import threading
+import pytest
+
+STOP = threading.Event()
+threading.Thread(target=STOP.wait, daemon=True).start()  # a thread alive when the session forks
+
+@pytest.mark.alloc_budget
+def test_small():
+    [0] * 10
+"""
+
+
+@needs_fork
+def test_forking_with_a_thread_alive_warns_nothing(tester: pytest.Pytester) -> None:
+    # From Python 3.12 on, os.fork() in a process with threads warns (a DeprecationWarning, an error under -W error).
+    tester.makepyfile(test_threaded=THREADED)
+    tester.runpytest_subprocess("--alloc-update").assert_outcomes(passed=1)
+    result = tester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    assert "multi-threaded" not in result.stdout.str()
+    assert "warning" not in result.parseoutcomes()
