@@ -17,6 +17,9 @@ Deterministic code started twice from one state (the same heap, the same address
 regression is made again on both calls; a test whose numbers vary by themselves (unseeded randomness, the clock,
 threads) can land within its budget on one of them.  The verdict (verdict.unstable) then names the test as
 unstable instead of failing it.  Only tests over their budget twice pay for the third call.
+
+A third call over the budget too is followed, where the session keeps a process from its start (zygote.py), by a
+call from that state: what earlier tests left behind is not there, a regression still is.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Confirmation:
     explanation: Explanation | None = None
     reason: str | None = None
     third: Measurement | None = None  # the third call's, made when the second was over the budget too
+    start: Mapping[str, int] | None = None  # a call's from the session's start, made when the third was over too
 
 
 def confirm(
@@ -52,11 +56,13 @@ def confirm(
     second_call: bool = True,
     timeout: float = 120.0,
     first: Mapping[str, int] | None = None,
+    from_start: Callable[[], Mapping[str, int] | None] | None = None,
 ) -> Confirmation:
     """Call the test again in a child, measured by a fresh ``region()``; explain it there too if ``explaining``
     and the second call also ``fails``.  Without ``second_call`` (``--alloc-first-call-only``), only explain.
     ``first``: what the first call measured, which sets the explanation's sampling rates when there is no second
-    call.  Never raises for what the test does."""
+    call.  ``from_start``: a call from the session's start, made when the third call fails too (``None``: there is
+    no such call to make).  Never raises for what the test does."""
     if not second_call or rerun.impossible is not None or not available():
         why = rerun.impossible or ("this platform cannot fork a process" if second_call else "--alloc-first-call-only")
         explanation = None
@@ -93,4 +99,7 @@ def confirm(
         third = run_forked(third_call, timeout)
     except ForkFailed:
         third = None  # the second call's verdict stands
-    return replace(second, third=third)
+    start = None
+    if third is not None and from_start is not None and fails(third.values):
+        start = from_start()
+    return replace(second, third=third, start=start)

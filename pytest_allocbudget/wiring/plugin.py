@@ -454,6 +454,7 @@ class AllocBudgetPlugin:
         if swapped.reruns and self.session.fails(key, measurement.values, plan):
             from ..measuring.confirm import confirm
 
+            zygote = self.zygote
             confirmation = confirm(
                 swapped.reruns[0],
                 lambda: self.region(key, plan),
@@ -461,15 +462,13 @@ class AllocBudgetPlugin:
                 explaining=self.settings.explain == "rerun",
                 second_call=not self.settings.first_call_only,
                 first=measurement.values,
+                from_start=None if zygote is None else lambda: _numbers(zygote.ask(item.nodeid, timeout=120.0)),
             )
-            explanation = confirmation.explanation
+            explanation, start_call = confirmation.explanation, confirmation.start
             if confirmation.measurement is not None:
                 first_call, measurement = measurement.values, confirmation.measurement
             if confirmation.third is not None:
                 third_call = confirmation.third.values
-                if self.zygote is not None and self.session.fails(key, third_call, plan):
-                    answer = self.zygote.ask(item.nodeid, timeout=120.0)
-                    start_call = answer if isinstance(answer, dict) else None
         recorded = Recorded(key, measurement, plan, explanation, first_call, third_call, start_call)
         item.stash.setdefault(_recorded_key, []).append(recorded)
 
@@ -717,6 +716,11 @@ class _Swapped:
     plan: MarkerPlan
     region: Region
     reruns: list[Rerun] = field(default_factory=list)  # the measured call, to make again: a second call, an explanation
+
+
+def _numbers(answer: object) -> dict[str, int] | None:
+    """A call's numbers, from what the zygote answered: ``None`` for the reason there are none."""
+    return answer if isinstance(answer, dict) else None
 
 
 def _whole_test_plan(item: pytest.Item) -> MarkerPlan | None:
