@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import unittest
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
@@ -382,6 +383,11 @@ class AllocBudgetPlugin:
             from ..measuring.searches import fix_search
 
             fix_search(item.obj, item.nodeid)  # a @given test searches the same examples in every run
+
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        searches = sys.modules.get("pytest_allocbudget.measuring.searches")
+        if searches is not None:
+            searches.release_constants()  # the next test, if not budgeted, searches as Hypothesis has it search
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:

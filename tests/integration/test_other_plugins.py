@@ -209,3 +209,79 @@ def test_a_budgeted_given_test_searches_the_same_examples_in_every_run(tester: p
     # hundreds of thousands); examples drawn at random differ by thousands.
     counts = [run["test_search"] for run in runs]
     assert max(counts) - min(counts) <= min(counts) // 1000
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason="allocations are counted by the allocation counter")
+def test_a_given_test_recorded_outside_ci_measures_the_same_search_in_ci(
+    tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a CI variable set, Hypothesis loads its own derandomized "ci" profile: without a seed of ours, the check
+    # in CI would measure another search than the one recorded on a laptop.
+    tester.makepyfile(test_h=HYPOTHESIS_TESTS)
+    for name in ("CI", "TF_BUILD"):
+        monkeypatch.delenv(name, raising=False)
+    tester.runpytest_subprocess("--alloc-update", "--alloc-json=laptop.json").assert_outcomes(passed=3)
+    monkeypatch.setenv("CI", "true")
+    result = tester.runpytest_subprocess("--alloc-json=ci.json")
+    result.assert_outcomes(passed=3)
+    laptop, ci = _allocations(tester.path / "laptop.json"), _allocations(tester.path / "ci.json")
+    assert abs(laptop["test_search"] - ci["test_search"]) <= laptop["test_search"] // 1000, (
+        laptop,
+        ci,
+        result.stdout.str(),
+    )
+
+
+LAZY_IMPORT_TESTS = """
+import pytest
+from hypothesis import given, strategies as st
+
+@pytest.mark.alloc_budget
+@given(st.lists(st.integers(), max_size=20))
+def test_search(xs):
+    sorted(xs)
+
+def test_imports():
+    import lazy_mod  # a module of the project's own, imported by a test as a lazy import is
+"""
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason="allocations are counted by the allocation counter")
+def test_a_given_test_measures_the_same_search_after_a_test_imports_a_module_of_the_project(
+    tester: pytest.Pytester,
+) -> None:
+    # Hypothesis draws examples from the constants of the project's modules, scanning those imported since its
+    # last look (parsing them in a fresh checkout) inside the search: a budgeted search is held from them.
+    tester.makepyfile(test_h=LAZY_IMPORT_TESTS)
+    tester.makepyfile(lazy_mod="TABLE = [" + ", ".join(str(i * 7919) for i in range(300)) + "]\n")
+    first, after_import = "test_h.py::test_search", "test_h.py::test_imports"
+    tester.runpytest_subprocess("--alloc-update", "--alloc-json=fresh.json", first, after_import).assert_outcomes(
+        passed=2
+    )
+    result = tester.runpytest_subprocess("--alloc-json=after.json", after_import, first)
+    result.assert_outcomes(passed=2)
+    fresh = _allocations(tester.path / "fresh.json")["test_search"]
+    after = _allocations(tester.path / "after.json")["test_search"]
+    assert abs(fresh - after) <= fresh // 1000  # not held: 695,432 fresh against 564,065 after the import
+
+
+def test_a_test_not_budgeted_after_a_budgeted_search_keeps_the_project_constants(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        test_h="""
+        import pytest
+        from hypothesis import given, strategies as st
+        from hypothesis.internal.conjecture import providers
+        import consts
+
+        @pytest.mark.alloc_budget
+        @given(st.integers())
+        def test_budgeted(n):
+            assert 987654321 not in providers._get_local_constants().integers
+
+        def test_plain():
+            assert 987654321 in providers._get_local_constants().integers
+        """
+    )
+    tester.makepyfile(consts="SPECIAL = 987654321\n")
+    tester.runpytest_subprocess("--alloc-update").assert_outcomes(passed=2)
+    tester.runpytest_subprocess().assert_outcomes(passed=2)

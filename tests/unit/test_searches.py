@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
-from pytest_allocbudget.measuring.searches import fix_search, is_search
+from pytest_allocbudget.measuring.searches import fix_search, is_search, release_constants
+
+
+@pytest.fixture(autouse=True)
+def _released() -> Iterator[None]:
+    # fix_search holds the project's constants until the plugin's teardown releases them: here, after each test
+    release_constants()
+    yield
+    release_constants()
 
 
 def _search() -> object:
@@ -40,10 +50,29 @@ def test_a_seed_the_test_gives_is_kept() -> None:
     assert test._hypothesis_internal_use_seed == 7  # type: ignore[attr-defined]
 
 
-def test_a_derandomized_test_is_left_as_it_is() -> None:
+def test_a_derandomized_test_is_seeded_too() -> None:
+    # derandomize comes from a profile more often than from the test: seeding it makes one search in every profile
     test = settings(derandomize=True)(_search())
-    assert not fix_search(test, "t.py::test")
-    assert getattr(test, "_hypothesis_internal_use_seed", None) is None
+    assert fix_search(test, "t.py::test")
+    assert test._hypothesis_internal_use_seed == zlib.crc32(b"t.py::test")  # type: ignore[attr-defined]
+
+
+def test_the_search_is_the_same_under_hypothesis_ci_profile() -> None:
+    # Hypothesis loads its derandomized "ci" profile whenever a CI variable is set; a budget recorded without it
+    # must measure the same search as the check in CI
+    seeds = []
+    previous = settings._current_profile
+    for profile in ("default", "ci"):
+        settings.load_profile(profile)
+        try:
+            test = _search()
+            assert fix_search(test, "t.py::test")
+            seeds.append(test._hypothesis_internal_use_seed)  # type: ignore[attr-defined]
+            assert test._hypothesis_internal_use_settings.database is None  # type: ignore[attr-defined]
+            test()
+        finally:
+            settings.load_profile(previous or "default")
+    assert seeds == [zlib.crc32(b"t.py::test")] * 2
 
 
 def test_a_method_is_seeded_on_its_function() -> None:
@@ -62,3 +91,28 @@ def test_a_plain_function_is_not_a_search() -> None:
 
     assert not is_search(test)
     assert not fix_search(test, "t.py::test")
+
+
+def test_held_searches_draw_no_constants_of_the_project_and_released_ones_do() -> None:
+    from hypothesis.internal.conjecture import providers
+
+    from pytest_allocbudget.measuring.searches import hold_constants
+
+    scanned = len(providers._get_local_constants())
+    hold_constants()
+    try:
+        assert len(providers._get_local_constants()) == 0
+        assert len(providers.CONSTANTS_CACHE.cache) == 0  # nothing drawn before is drawn from while held
+        hold_constants()  # holding twice is holding
+        assert len(providers._get_local_constants()) == 0
+    finally:
+        release_constants()
+    assert len(providers._get_local_constants()) == scanned  # Hypothesis's own scan again, for tests not budgeted
+    release_constants()  # releasing twice is harmless
+
+
+def test_a_search_with_its_own_seed_is_held_from_the_project_constants_too() -> None:
+    from hypothesis.internal.conjecture import providers
+
+    assert not fix_search(seed(7)(_search()), "t.py::test")
+    assert len(providers._get_local_constants()) == 0
