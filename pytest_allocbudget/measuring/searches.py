@@ -82,15 +82,15 @@ def hold_constants() -> None:
     """Until :func:`release_constants`, searches draw no constants from the user's own modules.
 
     Recent versions of Hypothesis draw some examples from the constants found in the project's own modules (the
-    "local constants").  It gathers them on a search's first example that asks for one, scanning every module
-    imported since it last looked, from a cache in ``.hypothesis/constants`` or by parsing the source.  Both the
-    scan and the examples it leads to depend on what else happened in the process and in the checkout: a search
-    measured 695,432 allocations in a fresh checkout (no cache), 564,065 right after a test that imported one more
-    module of the project, and 549,651 with nothing new to scan.  They also change whenever a constant is edited in
-    any module of the project, whether the test uses it or not.  So a budgeted search sees none: held, the same
-    search measured 531,740 to 531,745 in every order, fresh checkout or warm (``benchmarks/hypothesis_search.py``,
-    against 549,120 to 706,423 with ``--unheld``).  Hypothesis's cache of drawable constants is emptied both ways, so that
-    neither kind of search draws from the other's.
+    "local constants"). It gathers them on a search's first example that asks for one, scanning every module
+    imported since it last looked, from a cache in ``.hypothesis/constants`` or by parsing the source. Both the scan
+    and the examples it leads to depend on what else happened in the process and in the checkout: a search measured
+    695,432 allocations in a fresh checkout (no cache), 564,065 right after a test that imported one more module of
+    the project, and 549,651 with nothing new to scan. They also change whenever a constant is edited in any module
+    of the project, whether the test uses it or not. So a budgeted search sees none: held, the same search measured
+    531,740 to 531,745 in every order, fresh checkout or warm (``benchmarks/hypothesis_search.py``, against 549,120
+    to 706,423 with ``--unheld``). Hypothesis's cache of drawable constants is emptied both ways, so that neither
+    kind of search draws from the other's.
 
     This replaces Hypothesis's internal function for the process; a version without it has nothing to hold.
     """
