@@ -25,9 +25,14 @@ import gc
 __all__ = ["SWEEP_GROWTH", "SWEEP_MIN", "Freezer"]
 
 #: When to collect the frozen objects once: after this many measured tests, then whenever the measured tests have
-#: grown by this share since the last time.
+#: grown by this share since the last time.  Doubling (1.0) rather than CPython's own 25 % for its full collections:
+#: a sweep walks every object, pytest's and the collected tests' included, and at 25 % the sweeps were most of the
+#: plugin's cost on a large suite of fast tests (3,000 tests, about 14 sweeps of 76 to 288 ms each; CPU time of
+#: the check run 5.46 s at 0.25, 4.57 s at 1.0, 3.73 s without the plugin, medians of 3).  The garbage a sweep
+#: finds is only what became garbage after it was frozen (a window's own garbage is collected before it is): the
+#: peak RSS of that run was 81.5 MB either way.
 SWEEP_MIN = 100
-SWEEP_GROWTH = 0.25
+SWEEP_GROWTH = 1.0
 
 
 class Freezer:
