@@ -49,7 +49,9 @@ def json_report(
             for verdict in verdicts
             if verdict.first_call is not None and verdict.start_call is None and verdict.status is Status.PASSED
         ),
-        "passed_from_the_start": sum(1 for verdict in verdicts if verdict.start_call is not None),
+        "passed_from_the_start": sum(
+            1 for verdict in verdicts if verdict.start_call is not None and verdict.status is Status.PASSED
+        ),
         "stale": stale,
         "pruned": [describe_key(key) for key in session.pruned],
     }

@@ -158,6 +158,16 @@ def failure_text(
             f"the numbers above are a second call's, made in a child process because the first call was over too "
             f"({first}): work paid once per process does not explain the excess"
         )
+    if verdict.start_call is not None:
+        start = ", ".join(
+            f"{result.metric} {_exact(verdict.start_call[result.metric], result.unit)}"
+            for result in verdict.failures
+            if result.metric in verdict.start_call
+        )
+        out.append(
+            f"a call from the session's start, before any other test ran, was over too ({start}): what earlier "
+            f"tests left does not explain it either"
+        )
     out.extend(_lines_text(verdict, lines, explanation, rootdir))
     if any(result.status is MetricStatus.REGRESSED for result in verdict.failures) and not update:
         out.append(f"if the increase is intended, re-record: {rerecord_command(verdict.key[0])}")
@@ -245,7 +255,7 @@ def summary_lines(
         "call):",
         [f"{describe_key(v.key)}: {first_call_excess(v)}" for v in second],
     )
-    from_start = [v for v in verdicts if v.start_call is not None]
+    from_start = [v for v in verdicts if v.start_call is not None and v.status is Status.PASSED]
     lines += _listing(
         f"{len(from_start)} passed on a call from the start of the session: over the budget on three calls after the "
         "tests before them, within it from where the session started (their cost grows with what earlier tests did):",

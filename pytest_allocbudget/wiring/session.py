@@ -146,6 +146,8 @@ class BudgetSession:
                 if from_start.status is Status.PASSED:
                     # Over only after the tests before it: judged on the call from the session's start.
                     verdict = replace(from_start, first_call=verdict.first_call, start_call=item.start_call)
+                else:  # over from the start too: it fails on its own calls, and the report shows this one
+                    verdict = replace(verdict, start_call=item.start_call)
             self.results[item.key] = verdict
             self.judged.setdefault(item.key[0], []).append(item.key)
             self.passed_keys.setdefault(item.key[0], set()).add(item.key[1])

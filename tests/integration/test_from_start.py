@@ -82,7 +82,11 @@ def test_a_regression_fails_from_the_start_too(
     result = tester.runpytest("test_growing.py::test_adds", "test_growing.py::test_walks", f"--alloc-json={report}")
     result.assert_outcomes(passed=60, failed=1)
     [entry] = [r for r in json.loads(report.read_text())["results"] if r["nodeid"].endswith("test_walks")]
-    assert entry["status"] == "failed" and entry["start_call"] is None
+    # It was called from the start as well, and was over there too: the report says so, and the JSON has the call.
+    assert entry["status"] == "failed" and entry["start_call"] is not None
+    assert entry["start_call"]["allocations"] > entry["metrics"]["allocations"]["allowed"]
+    result.stdout.fnmatch_lines(["*a call from the session's start, before any other test ran, was over too*"])
+    assert json.loads(report.read_text())["summary"]["passed_from_the_start"] == 0
 
 
 @needs_fork
