@@ -43,6 +43,7 @@ apart, as not attributed.  Whatever the verdict, the effect is given: the tests 
 metric) pairs that measured the same in every clean run, and per metric the rise that used up the largest share of
 its test's tolerance, beside that tolerance, which says by how much a missed regression fell short.
 
+``--option`` adds a pytest option to every run, recording included (``--option=--alloc-from-start``);
 ``--only ID`` runs only those regressions (repeatable); ``--tolerance`` compares an alternative, such as
 ``'allocations: 0%, 1'`` (the metrics it does not name keep their default).  The tables are printed as Markdown and
 written to ``--out``; ``--json`` writes every number.
@@ -701,9 +702,18 @@ class Run:
 
 
 class Runner:
-    def __init__(self, python: Path, source: Path, work: Path, env: dict[str, str], tolerance: str | None) -> None:
+    def __init__(
+        self,
+        python: Path,
+        source: Path,
+        work: Path,
+        env: dict[str, str],
+        tolerance: str | None,
+        extra: list[str] | None = None,
+    ) -> None:
         self.python, self.source, self.work, self.env = python, source, work, env
         self.options = [f"--alloc-tolerance={tolerance}"] if tolerance is not None else []
+        self.options += extra or []
         plugins = work / "plugins"
         plugins.mkdir(exist_ok=True)
         (plugins / "allocbudget_recall_outcomes.py").write_text(OUTCOMES)
@@ -925,7 +935,7 @@ def run_suite(suite: Suite, args: argparse.Namespace, work: Path) -> dict[str, A
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # installed as usual; then the tree holds only the edits made to it
     validate(suite, source)
     regressions = [r for r in suite.regressions if not args.only or r.ident in args.only]
-    runner = Runner(python, source, work, env, args.tolerance)
+    runner = Runner(python, source, work, env, args.tolerance, args.option)
     selections = list(dict.fromkeys(suite.selection(r) for r in regressions))
 
     clean: dict[tuple[str, ...], list[Run]] = {}
@@ -984,6 +994,7 @@ def run_suite(suite: Suite, args: argparse.Namespace, work: Path) -> dict[str, A
         "platform": sys.platform,
         "hashseed": args.hashseed if args.hashseed is not None else env.get("PYTHONHASHSEED", "random per run"),
         "tolerance": args.tolerance or "default",
+        "options": args.option,
         "versions": [v for v in versions if v.split("==")[0].lower() in wanted],
         "venv_reused": reused,
         "note": suite.note,
@@ -1025,6 +1036,7 @@ def markdown(data: dict[str, Any]) -> list[str]:
         "",
         f"Python {data['python']} on {data['platform']}; PYTHONHASHSEED {data['hashseed']}; tolerance "
         + ("default (`2%, 4 KiB` bytes, `2%, 16` allocations)" if tolerance == "default" else f"`{tolerance}`")
+        + "".join(f"; `{option}`" for option in data.get("options", []))
         + f"; {', '.join(data['versions'])}.",
         "",
         f"Test selection: {data['note']}. Wall time {data['seconds']:.0f} s: "
@@ -1161,6 +1173,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="keep the venvs here, one directory per suite")
     parser.add_argument("--hashseed", default=None, help="PYTHONHASHSEED for every run (default: left as it is)")
     parser.add_argument("--tolerance", default=None, help="--alloc-tolerance for every run (default: none given)")
+    parser.add_argument(
+        "--option", action="append", default=[], help="one more pytest option for every run, such as --alloc-from-start"
+    )
     parser.add_argument("--clean", type=int, default=2, help="check runs of each selection on the clean source")
     parser.add_argument("--only", action="append", default=[], metavar="ID", help="only these regressions")
     parser.add_argument("--out", type=Path, default=Path("recall.md"), help="Markdown file for the tables")

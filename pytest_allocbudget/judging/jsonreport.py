@@ -49,6 +49,7 @@ def json_report(
             for verdict in verdicts
             if verdict.first_call is not None and verdict.start_call is None and verdict.status is Status.PASSED
         ),
+        "judged_from_start": sum(1 for verdict in verdicts if verdict.from_start),
         "passed_from_the_start": sum(
             1 for verdict in verdicts if verdict.start_call is not None and verdict.status is Status.PASSED
         ),

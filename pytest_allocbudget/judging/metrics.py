@@ -25,6 +25,10 @@ class Metric:
 
 _BYTES_DEFAULT = Tolerance.parse("2%, 4 KiB", unit="bytes")
 _COUNT_DEFAULT = Tolerance.parse("2%, 16", unit="count")
+#: The default tolerance of ``allocations`` for a test judged on a call from the session's start
+#: (``--alloc-from-start``): that call starts from the same state in every order and worker, so its count repeats
+#: exactly, and a regression of one or two allocations is caught instead of passing under the floor of 16.
+FROM_START_ALLOCATIONS = Tolerance.parse("0.01%, 1", unit="count")
 
 METRICS: dict[str, Metric] = {
     metric.name: metric

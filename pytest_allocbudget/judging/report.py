@@ -248,6 +248,15 @@ def summary_lines(
                 "yellow",
             )
         )
+    judged_from_start = sum(1 for verdict in verdicts if verdict.from_start)
+    if judged_from_start:
+        lines.append(
+            (
+                f"{judged_from_start} judged on a call from the session's start (--alloc-from-start): each in a child "
+                "of a process kept from before the first test, after one unmeasured call",
+                None,
+            )
+        )
     second = [v for v in verdicts if v.first_call is not None and v.start_call is None and v.status is Status.PASSED]
     lines += _listing(
         f"{len(second)} passed on a second call: the first call was over its budget, a second one in a child "

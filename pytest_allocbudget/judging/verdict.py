@@ -85,6 +85,9 @@ class Verdict:
     #: The numbers of a call from the session's start (zygote.py), when the third call was over the budget too
     #: and this one, judged here, was within it.
     start_call: Mapping[str, int] | None = None
+    #: Whether the numbers judged here are a call's from the session's start, made for every call of the test
+    #: (``--alloc-from-start``), rather than its own call's in the session.
+    from_start: bool = False
 
     @property
     def failures(self) -> tuple[MetricResult, ...]:

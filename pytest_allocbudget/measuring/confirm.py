@@ -33,7 +33,7 @@ from .explain import Explanation, explain, trace
 from .forked import ForkFailed, available, run_forked
 from .measure import Measurement, Region
 
-__all__ = ["Confirmation", "confirm"]
+__all__ = ["Confirmation", "confirm", "explain_elsewhere"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,17 @@ def confirm(
     if third is not None and from_start is not None and fails(third.values):
         start = from_start()
     return replace(second, third=third, start=start)
+
+
+def explain_elsewhere(rerun: Rerun, values: Mapping[str, int], timeout: float = 120.0) -> Explanation:
+    """The lines behind numbers measured elsewhere (a call from the session's start): the test called once more in
+    a forked child of this process, under the explanation's probes, sampled at the rates ``values`` call for.  The
+    child's call runs the same code as the call that was judged; only the state it starts from differs."""
+    if rerun.impossible is not None:
+        return Explanation(error=rerun.impossible)
+    if not available():
+        return Explanation(error="this platform cannot fork a process")
+    try:
+        return run_forked(lambda: trace(rerun.call, rerun.coroutine, values), timeout)
+    except ForkFailed as failure:
+        return Explanation(error=f"the explanation's call {failure}")

@@ -56,6 +56,12 @@ REFERENCE: dict[str, Reference] = {
         "the file is then left as it is. `0` tries once and does not wait. A "
         "check run never waits.",
     ),
+    "--alloc-from-start": Reference(
+        more="It applies to every test measured as a whole, by the marker or by `--alloc-all`; regions of the "
+        "`alloc_budget` fixture are measured where they run. A test for which no such call can be made (async, "
+        "a platform without `fork`) is measured in the session, and the summary says why. "
+        "See [measuring.md](measuring.md#every-call-from-the-sessions-start---alloc-from-start)."
+    ),
     "--alloc-hash-seed": Reference(
         "`keep`, or a whole number from 0 to 4294967295",
         "Python salts string hashes with a random seed per process, and code that keys dicts and sets by strings "
@@ -140,6 +146,7 @@ REFERENCE: dict[str, Reference] = {
     "alloc_budget_warmup": Reference(more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_warmup")),
     "alloc_budget_isolate": Reference(more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_isolate")),
     "alloc_budget_first_call_only": Reference(more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_first_call_only")),
+    "alloc_budget_from_start": Reference(more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_from_start")),
     "alloc_budget_all": Reference(
         more=_OFF_FOR_ONE_RUN.format(key="alloc_budget_all") + " Set it here rather than on the command line: a run "
         "without it checks none of the entries of the tests it no longer budgets, and finds them stale."
@@ -257,6 +264,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(default: ini alloc_budget_first_call_only, else off).",
     )
     group.addoption(
+        "--alloc-from-start",
+        action="store_true",
+        default=None,
+        help="judge every test measured as a whole on a call from the session's start: in a child of a process "
+        "kept from before the first test, after one unmeasured call, so that its numbers do not depend on the "
+        "tests before it; the default tolerance of allocations is then 0.01%%, 1; from_start=False on a marker "
+        "opts a test out (default: ini alloc_budget_from_start, else off).",
+    )
+    group.addoption(
         "--alloc-hash-seed",
         metavar="SEED",
         default=None,
@@ -287,6 +303,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "alloc_budget_first_call_only",
         type="bool",
         help="judge every test on its first call alone, as for --alloc-first-call-only (default: false).",
+        default=False,
+    )
+    parser.addini(
+        "alloc_budget_from_start",
+        type="bool",
+        help="judge every test measured as a whole on a call from the session's start, as for --alloc-from-start "
+        "(default: false).",
         default=False,
     )
     parser.addini(

@@ -182,6 +182,8 @@ class AllocBudgetPlugin:
         self.stale: list[EntryKey] | None = None  # None: not a full run, so nothing can be called stale
         self.annotations: dict[str, str] = {}  # node id -> GitHub annotation of its budget failure
         self.notes: list[str] = []  # lines for the summary
+        #: --alloc-from-start: why no call from the session's start could be made, with the tests it kept from one
+        self.from_start_missed: dict[str, list[str]] = {}
         self.report_errors: list[str] = []  # the JSON report or the step summary could not be written
         if self.wanted_seed is not None and self.hash_seed != self.wanted_seed:
             # Numbers may differ from the recorded ones: the summary says so as well as the header.
@@ -216,6 +218,7 @@ class AllocBudgetPlugin:
                 strict=self.settings.strict,
                 lock_timeout=self.settings.lock_timeout,
                 hash_seed=self.hash_seed,
+                tight_from_start=not self.settings.tolerance_given,
                 unmeasurable=self.counter_missing
                 or (None if self.use_counter else "this run measures with tracemalloc (--alloc-engine=tracemalloc)"),
             )
@@ -283,7 +286,8 @@ class AllocBudgetPlugin:
         self.load()
         self.freezer.freeze()  # keeps the full collections of every window cheap (freezing.py)
         _warm_up(self)
-        if not self.settings.first_call_only and self.child_path is None:
+        from_start = any(getattr(item.stash.get(_plan_key, None), "from_start", False) for item in budgeted)
+        if (from_start or not self.settings.first_call_only) and self.child_path is None:
             from ..measuring.zygote import start
 
             self.items = {item.nodeid: item for item in budgeted}
@@ -456,6 +460,11 @@ class AllocBudgetPlugin:
         if measurement is None:
             return
         key, plan = swapped.key, swapped.plan
+        if plan.from_start:
+            from_start = self.judged_from_start(item, swapped)
+            if from_start is not None:
+                item.stash.setdefault(_recorded_key, []).append(from_start)
+                return
         explanation = first_call = third_call = start_call = None
         if swapped.reruns and self.session.fails(key, measurement.values, plan):
             from ..measuring.confirm import confirm
@@ -477,6 +486,30 @@ class AllocBudgetPlugin:
                 third_call = confirmation.third.values
         recorded = Recorded(key, measurement, plan, explanation, first_call, third_call, start_call)
         item.stash.setdefault(_recorded_key, []).append(recorded)
+
+    def judged_from_start(self, item: pytest.Function, swapped: _Swapped) -> Recorded | None:
+        """``--alloc-from-start``: the test's numbers from a call from the session's start, made by the zygote in a
+        child of its own; ``None`` when none could be made (the summary says why), and the test is then judged on
+        its call here, as without the option."""
+        from .session import Recorded
+
+        if self.zygote is None:
+            why = "this platform cannot fork a process" if self.child_path is None else "it runs in a fresh process"
+            answer: dict[str, int] | str = why
+        else:
+            answer = self.zygote.ask(item.nodeid, timeout=120.0)
+        if not isinstance(answer, dict):
+            self.from_start_missed.setdefault(str(answer), []).append(item.nodeid)
+            return None
+        from ..measuring.measure import Measurement
+
+        key, plan = swapped.key, swapped.plan
+        explanation = None
+        if self.settings.explain == "rerun" and swapped.reruns and self.session.fails(key, answer, plan):
+            from ..measuring.confirm import explain_elsewhere
+
+            explanation = explain_elsewhere(swapped.reruns[0], answer)
+        return Recorded(key, Measurement(answer), plan, explanation, from_start=True)
 
     def isolates(self, plan: MarkerPlan | None) -> bool:
         """Whether a budgeted test runs in a fresh process: as its resolved plan says, or for a test measured by
@@ -676,6 +709,10 @@ class AllocBudgetPlugin:
         from .reports import summary_lines
 
         terminalreporter.write_sep("-", "allocation budgets")
+        for why, nodeids in self.from_start_missed.items():
+            named = ", ".join(nodeids[:3]) + (f" and {len(nodeids) - 3} more" if len(nodeids) > 3 else "")
+            self.notes.append(f"{len(nodeids)} judged on their own call, not from the session's start ({why}): {named}")
+        self.from_start_missed.clear()
         lines = summary_lines(
             self.session,
             self.settings,

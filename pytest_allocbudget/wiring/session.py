@@ -17,6 +17,7 @@ from pathlib import Path
 from ..budgets import store
 from ..budgets.merge import Change, MergeResult, merge
 from ..budgets.store import BudgetFile, EntryKey, Values
+from ..judging.metrics import FROM_START_ALLOCATIONS
 from ..judging.report import failure_text, missing_text, unmeasurable_text
 from ..judging.tolerance import Tolerance
 from ..judging.verdict import MetricStatus, Status, Verdict, judge, unstable
@@ -39,6 +40,7 @@ class Recorded:
     first_call: Mapping[str, int] | None = None  # when ``measurement`` is a second call's (see confirm.py)
     third_call: Mapping[str, int] | None = None  # when the second call was over its budget too
     start_call: Mapping[str, int] | None = None  # when the third was too: a call from the session's start
+    from_start: bool = False  # ``measurement`` is a call's from the session's start (--alloc-from-start)
 
 
 @dataclass
@@ -61,6 +63,9 @@ class BudgetSession:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds to wait for another run writing the file
     judged: dict[str, list[EntryKey]] = field(default_factory=dict)  # the entries judged for each test
     hash_seed: int | None = None  # the seed this run hashes with (None: random), written with what it records
+    #: Whether a test judged from the session's start gets the tight default tolerance of ``allocations``: when the
+    #: run's tolerance is the default one (not given on the command line or in the ini file).
+    tight_from_start: bool = True
     # The last verdict with what it was judged from: a measured call is judged when it ends (does it fail, so that a
     # second call must confirm it?) and again with the test's outcome, on the same numbers.
     _last_judged: tuple[EntryKey, dict[str, int], MarkerPlan, BudgetFile, Verdict] | None = field(
@@ -89,6 +94,8 @@ class BudgetSession:
         return bool(self.budgets.profile(self.profile))
 
     def tolerances_for(self, plan: MarkerPlan) -> dict[str, Tolerance]:
+        if plan.from_start and self.tight_from_start:
+            return {**self.tolerances, "allocations": FROM_START_ALLOCATIONS, **plan.tolerances}
         return {**self.tolerances, **plan.tolerances}
 
     def judge(self, key: EntryKey, values: Mapping[str, int], plan: MarkerPlan) -> Verdict:
@@ -135,6 +142,8 @@ class BudgetSession:
         problems: list[str] = []
         for item in recorded:
             verdict = self.judge(item.key, item.measurement.values, item.plan)
+            if item.from_start:
+                verdict = replace(verdict, from_start=True)
             if item.first_call is not None:
                 verdict = replace(verdict, first_call=item.first_call)
             if item.third_call is not None:

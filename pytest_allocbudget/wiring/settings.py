@@ -40,12 +40,13 @@ DEFAULT_TOLERANCE = "2%, 4 KiB"
 DEFAULT_LOCK_TIMEOUT = 60.0
 MARKER_HELP = (
     f"{MARKER}(enabled=True, *, peak=None, retained=None, allocations=None, allocated=None, tolerance=None, "
-    "warmup=None, isolate=None): measure this test's allocations and hold them to the budget recorded in the "
-    "budget file (pytest --alloc-update records it); peak=/retained=/allocations=/allocated= add hard limits "
-    "(bytes, or '2 MiB'; a count for allocations); "
+    "warmup=None, isolate=None, from_start=None): measure this test's allocations and hold them to the budget "
+    "recorded in the budget file (pytest --alloc-update records it); peak=/retained=/allocations=/allocated= add "
+    "hard limits (bytes, or '2 MiB'; a count for allocations); "
     "tolerance='5%' or {'peak': '4 KiB'} overrides the tolerance; warmup=True runs the test once unmeasured first; "
     "isolate=True runs it in a fresh Python process, so that its numbers do not depend on the tests before it "
-    "(warmup and isolate default to --alloc-warmup and --alloc-isolate)."
+    "from_start=True judges it on a call from the session's start, in a child of a process kept from before the "
+    "first test (warmup, isolate and from_start default to --alloc-warmup, --alloc-isolate and --alloc-from-start)."
 )
 
 
@@ -114,10 +115,11 @@ class MarkerPlan:
     tolerances: Mapping[str, Tolerance] = field(default_factory=dict)
     warmup: bool | None = None  # None: as the run says (--alloc-warmup)
     isolate: bool | None = None  # None: as the run says (--alloc-isolate)
+    from_start: bool | None = None  # None: as the run says (--alloc-from-start)
 
 
-_MARKER_KEYWORDS = ("enabled", "tolerance", "warmup", "isolate", *METRICS)
-_SWITCHES = ("warmup", "isolate")
+_MARKER_KEYWORDS = ("enabled", "tolerance", "warmup", "isolate", "from_start", *METRICS)
+_SWITCHES = ("warmup", "isolate", "from_start")
 
 
 def parse_marker(marks: Iterable[tuple[tuple[object, ...], Mapping[str, object]]], nodeid: str) -> MarkerPlan | None:
@@ -174,7 +176,7 @@ def parse_marker(marks: Iterable[tuple[tuple[object, ...], Mapping[str, object]]
             raise SettingsError(
                 f"{where}: unknown argument {name}={value!r}; expected one of {', '.join(_MARKER_KEYWORDS)}"
             )
-    return MarkerPlan(limits, tolerances, switches["warmup"], switches["isolate"])
+    return MarkerPlan(limits, tolerances, switches["warmup"], switches["isolate"], switches["from_start"])
 
 
 def _limit(value: object, unit: str, source: str) -> int:
@@ -206,6 +208,8 @@ class RunSettings:
     first_call_only: bool = False  # no second call confirms a budget failure (confirm.py)
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds an update run waits for another writer of the file
     hash_seed: str = ""  # "" (the budget file's), "keep", or a seed: see hashseed.py
+    from_start: bool = False  # every test measured as a whole is judged on a call from the session's start
+    tolerance_given: bool = False  # the tolerance came from the command line or the ini file, not the default
 
 
 #: rerun: a failing marker-budgeted test runs again to find its lines; trace: tracemalloc runs in every window
@@ -236,8 +240,8 @@ def resolve_run_settings(
             return str(ini(key)), f"ini option {key} in {inipath}"
         return default, "the default"
 
-    spec, source = pick("--alloc-tolerance", "alloc_budget_tolerance", DEFAULT_TOLERANCE)
-    tolerances = parse_tolerances(spec, f"{source} = {spec!r}")
+    spec, tolerance_source = pick("--alloc-tolerance", "alloc_budget_tolerance", DEFAULT_TOLERANCE)
+    tolerances = parse_tolerances(spec, f"{tolerance_source} = {spec!r}")
     explain, source = pick("--alloc-explain", "alloc_budget_explain", "rerun")
     if explain not in EXPLAIN_MODES:
         raise SettingsError(f"{source}: expected one of {', '.join(EXPLAIN_MODES)}, got {explain!r}")
@@ -270,6 +274,8 @@ def resolve_run_settings(
         first_call_only=bool(option("--alloc-first-call-only") or ini("alloc_budget_first_call_only")),
         lock_timeout=lock_timeout,
         hash_seed=hash_seed,
+        from_start=bool(option("--alloc-from-start") or ini("alloc_budget_from_start")),
+        tolerance_given=tolerance_source != "the default",
     )
 
 
@@ -285,12 +291,14 @@ def _seconds(text: str, source: str) -> float:
 
 
 def resolve_plan(plan: MarkerPlan, run: RunSettings) -> MarkerPlan:
-    """The marker's ``warmup`` and ``isolate`` where it gives them, else the run's (``--alloc-warmup``,
-    ``--alloc-isolate`` or their ini keys): the marker is closer to the test, so it wins."""
+    """The marker's ``warmup``, ``isolate`` and ``from_start`` where it gives them, else the run's
+    (``--alloc-warmup``, ``--alloc-isolate``, ``--alloc-from-start`` or their ini keys): the marker is closer to
+    the test, so it wins."""
     return replace(
         plan,
         warmup=run.warmup if plan.warmup is None else plan.warmup,
         isolate=run.isolate if plan.isolate is None else plan.isolate,
+        from_start=run.from_start if plan.from_start is None else plan.from_start,
     )
 
 

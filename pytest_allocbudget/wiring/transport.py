@@ -51,6 +51,7 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
         "first_call": None if verdict.first_call is None else dict(verdict.first_call),
         "third_call": None if verdict.third_call is None else dict(verdict.third_call),
         "start_call": None if verdict.start_call is None else dict(verdict.start_call),
+        "from_start": verdict.from_start,
     }
 
 
@@ -70,7 +71,16 @@ def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
         _values(data.get(name)) for name in ("first_call", "third_call", "start_call")
     )
     key = (data["nodeid"], data["region"])
-    return Verdict(key, data["profile"], Status(data["status"]), results, first_call, third_call, start_call)
+    return Verdict(
+        key,
+        data["profile"],
+        Status(data["status"]),
+        results,
+        first_call,
+        third_call,
+        start_call,
+        from_start=bool(data.get("from_start", False)),
+    )
 
 
 def _values(data: Mapping[str, Any] | None) -> dict[str, int] | None:

@@ -180,3 +180,140 @@ def test_forking_with_a_thread_alive_warns_nothing(tester: pytest.Pytester) -> N
     result.assert_outcomes(passed=1)
     assert "multi-threaded" not in result.stdout.str()
     assert "warning" not in result.parseoutcomes()
+
+
+# --alloc-from-start: every call of a test, recording included, is judged from the session's start.
+
+#: As GROWING, with a regression of EXTRA strings that costs nothing else: the variable is read once, on import.
+FROM_START = """
+import os
+import pytest
+
+REGISTRY = []
+EXTRA = int(os.environ.get("REGRESSED", "0"))
+
+def register():
+    REGISTRY.append(object())
+
+@pytest.mark.alloc_budget(from_start=True)
+def test_walks():
+    register()
+    names = [str(id(entry)) for entry in REGISTRY]
+    extra = [str(i) for i in range(1000, 1000 + EXTRA)]  # a regression of EXTRA strings
+
+@pytest.mark.parametrize("n", range(60))
+def test_adds(n):
+    register()
+"""
+
+
+def _from_start_run(tester: pytest.Pytester, tmp_path: Path, *args: str) -> tuple[pytest.RunResult, dict]:
+    report = tmp_path / "report.json"
+    result = tester.runpytest(
+        "test_growing.py::test_adds", "test_growing.py::test_walks", f"--alloc-json={report}", *args
+    )
+    data = json.loads(report.read_text())
+    return result, {"entry": next(r for r in data["results"] if r["nodeid"].endswith("test_walks")), **data}
+
+
+@needs_fork
+def test_from_start_judges_every_call_on_one_from_the_sessions_start(tester: pytest.Pytester, tmp_path) -> None:
+    tester.makepyfile(test_growing=FROM_START)
+    record = tmp_path / "record.json"
+    tester.runpytest("--alloc-update", "test_growing.py::test_walks", f"--alloc-json={record}").assert_outcomes(
+        passed=1
+    )
+    recorded = json.loads(record.read_text())["results"][0]
+    assert recorded["from_start"] is True
+    # After 60 tests that each add to what test_walks walks, its numbers from the start are the recorded ones.
+    result, data = _from_start_run(tester, tmp_path)
+    result.assert_outcomes(passed=61)
+    entry = data["entry"]
+    assert entry["status"] == "passed" and entry["from_start"] is True
+    assert entry["metrics"]["allocations"]["measured"] == recorded["metrics"]["allocations"]["measured"]
+    assert entry["metrics"]["allocations"]["tolerance"] == {"percent": "1/100", "absolute": 1}
+    assert data["summary"]["judged_from_start"] == 1
+    result.stdout.fnmatch_lines(["1 judged on a call from the session's start (--alloc-from-start)*"])
+
+
+@needs_fork
+@pytest.mark.parametrize("strings", [1, 2])
+def test_from_start_catches_a_regression_of_one_or_two_strings(
+    tester: pytest.Pytester, tmp_path, monkeypatch: pytest.MonkeyPatch, strings: int
+) -> None:
+    tester.makepyfile(test_growing=FROM_START)
+    tester.runpytest("--alloc-update", "test_growing.py::test_walks").assert_outcomes(passed=1)
+    monkeypatch.setenv("REGRESSED", str(strings))
+    result, data = _from_start_run(tester, tmp_path)
+    result.assert_outcomes(passed=60, failed=1)
+    assert data["entry"]["metrics"]["allocations"]["status"] == "regressed"
+    result.stdout.fnmatch_lines(["*allocations: measured *, budget *, change +*; tolerance 0.01%, 1 = 1, so at most*"])
+
+
+@needs_fork
+def test_a_tolerance_given_for_the_run_applies_from_the_start_too(
+    tester: pytest.Pytester, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tester.makepyfile(test_growing=FROM_START)
+    tester.runpytest("--alloc-update", "test_growing.py::test_walks").assert_outcomes(passed=1)
+    monkeypatch.setenv("REGRESSED", "2")
+    result, data = _from_start_run(tester, tmp_path, "--alloc-tolerance=allocations: 2%, 16")
+    result.assert_outcomes(passed=61)
+    assert data["entry"]["metrics"]["allocations"]["tolerance"] == {"percent": "2", "absolute": 16}
+
+
+@needs_fork
+@pytest.mark.parametrize("how", [["--alloc-from-start"], ["-o", "alloc_budget_from_start=true"]])
+def test_the_option_and_the_ini_key_apply_to_every_test_and_a_marker_opts_out(
+    tester: pytest.Pytester, tmp_path, how: list[str]
+) -> None:
+    tester.makepyfile(
+        test_some="""
+        import pytest
+
+        def test_plain():
+            str(12345)
+
+        @pytest.mark.alloc_budget(from_start=False)
+        def test_opted_out():
+            str(12345)
+        """
+    )
+    report = tmp_path / "report.json"
+    tester.runpytest("--alloc-all", "--alloc-update", f"--alloc-json={report}", *how).assert_outcomes(passed=2)
+    judged = {r["nodeid"].split("::")[-1]: r["from_start"] for r in json.loads(report.read_text())["results"]}
+    assert judged == {"test_plain": True, "test_opted_out": False}
+
+
+@needs_fork
+def test_a_test_that_cannot_be_called_from_the_start_is_judged_on_its_own_call_and_named(
+    tester: pytest.Pytester, tmp_path
+) -> None:
+    tester.makepyfile(
+        test_setup="""
+        import os
+        import pytest
+
+        SESSION = os.getpid()
+
+        @pytest.fixture
+        def here_only():
+            if os.getpid() != SESSION:
+                raise RuntimeError("set up elsewhere")
+
+        @pytest.mark.alloc_budget(from_start=True)
+        def test_needs_the_session(here_only):
+            str(12345)
+        """
+    )
+    report = tmp_path / "report.json"
+    result = tester.runpytest("--alloc-update", f"--alloc-json={report}")
+    result.assert_outcomes(passed=1)
+    [entry] = json.loads(report.read_text())["results"]
+    assert entry["from_start"] is False and entry["status"] != "failed"
+    result.stdout.fnmatch_lines(
+        [
+            "1 judged on their own call, not from the session's start (it could not be set up and called: "
+            "RuntimeError: set up elsewhere): test_setup.py::test_needs_the_session"
+        ]
+    )

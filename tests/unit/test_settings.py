@@ -6,6 +6,7 @@ import platform
 import re
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -204,7 +205,7 @@ def test_parse_marker_unknown_keyword_names_node_argument_and_value() -> None:
         parse_marker([((), {"heap": "1 MiB"})], NODE)
     assert str(info.value) == (
         f"{NODE}: @pytest.mark.{MARKER}: unknown argument heap='1 MiB'; "
-        "expected one of enabled, tolerance, warmup, isolate, peak, retained, allocations, allocated"
+        "expected one of enabled, tolerance, warmup, isolate, from_start, peak, retained, allocations, allocated"
     )
 
 
@@ -234,7 +235,7 @@ def test_parse_marker_bad_size(name: str, value: object) -> None:
     assert str(info.value).startswith(f"{NODE}: @pytest.mark.{MARKER}: {name}={value!r}: ")
 
 
-@pytest.mark.parametrize("name", ["warmup", "isolate"])
+@pytest.mark.parametrize("name", ["warmup", "isolate", "from_start"])
 @pytest.mark.parametrize("value", [1, "yes", 0])
 def test_parse_marker_switches_must_be_bool(name: str, value: object) -> None:
     with pytest.raises(SettingsError) as info:
@@ -246,6 +247,7 @@ def test_parse_marker_switches_closest_marker_wins_and_none_means_as_the_run_say
     module, function = ((), {"warmup": True, "isolate": True}), ((), {"isolate": False})
     assert parse_marker([module, function], NODE) == MarkerPlan(warmup=True, isolate=False)
     assert parse_marker([module, ((), {"warmup": None})], NODE) == MarkerPlan(warmup=None, isolate=True)
+    assert parse_marker([((), {"from_start": True}), ((), {"from_start": False})], NODE) == MarkerPlan(from_start=False)
 
 
 def test_parse_marker_bad_tolerance_names_node_and_value() -> None:
@@ -327,10 +329,12 @@ def test_resolve_plan_marker_wins_over_the_run(run_warmup: bool, run_isolate: bo
     run = RunSettings(
         Path("allocbudget.yaml"), False, {}, "rerun", "auto", False, False, False, None, run_warmup, run_isolate
     )
-    plan = resolve_plan(MarkerPlan(limits={"peak": 1}, warmup=marker, isolate=marker), run)
+    run = replace(run, from_start=run_isolate)
+    plan = resolve_plan(MarkerPlan(limits={"peak": 1}, warmup=marker, isolate=marker, from_start=marker), run)
     assert plan.limits == {"peak": 1}
     assert plan.warmup is (run_warmup if marker is None else marker)
     assert plan.isolate is (run_isolate if marker is None else marker)
+    assert plan.from_start is (run_isolate if marker is None else marker)
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ values = st.dictionaries(st.sampled_from(sorted(METRICS)), st.integers(0, 2**64 
     first_call=st.none() | values,
     third_call=st.none() | values,
     region=st.none() | st.text(min_size=1),
+    from_start=st.booleans(),
 )
 def test_a_verdict_comes_back_from_a_worker_as_it_was_sent(
     measured: dict[str, int],
@@ -29,9 +30,10 @@ def test_a_verdict_comes_back_from_a_worker_as_it_was_sent(
     first_call: dict[str, int] | None,
     third_call: dict[str, int] | None,
     region: str | None,
+    from_start: bool,
 ) -> None:
     tolerances = {metric: Tolerance(Fraction(5, 2), 16) for metric in METRICS}
     verdict = judge(("t.py::test_x", region), "cpython-3.11", measured, budget, {}, tolerances, True)
-    verdict = replace(verdict, first_call=first_call, third_call=third_call)
+    verdict = replace(verdict, first_call=first_call, third_call=third_call, from_start=from_start)
     sent = WorkerResults(verdicts=[verdict])
     assert WorkerResults.decode(sent.encode()).verdicts == [verdict]
