@@ -19,8 +19,9 @@ import functools
 import os
 import pickle
 import select
+import signal
 import struct
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, TypeVar, cast
 
 from .forked import ForkFailed, available, fork, run_forked
 
@@ -28,6 +29,9 @@ __all__ = ["Zygote", "start"]
 
 T = TypeVar("T")
 _LENGTH = struct.Struct("!I")
+#: The session's ends of the pipes of every zygote it keeps.  A zygote forked while another is alive would hold
+#: the other's ends too, and the other would then never see its pipe close: each zygote closes them first.
+_HELD: set[int] = set()
 
 
 class Zygote(Generic[T]):
@@ -38,6 +42,43 @@ class Zygote(Generic[T]):
         self.requests = requests
         self.answers = answers
         self.alive = True
+        self.planned: set[str] = set()  # keys given to plan() whose answers have not been taken yet
+        self.early: dict[str, T | str] = {}  # answers read while waiting for another key's
+
+    def plan(self, keys: list[str]) -> None:
+        """Have the zygote run the job for each of ``keys``, in that order, one after the other, starting now and
+        while the session goes on; :meth:`take` gets each answer.  The keys go as one message, which the zygote
+        reads whole before it answers any: a session that sent them one by one could block on a full pipe while
+        the zygote blocked on the answers the session had not read yet."""
+        if self.alive and keys:
+            try:
+                _send(self.requests, list(keys))
+            except OSError:
+                self.close()
+                return
+            self.planned.update(keys)
+
+    def take(self, key: str, timeout: float) -> T | str | None:
+        """The planned job's result for ``key``, or why there is none; ``None`` when ``key`` was not planned, or
+        was taken before (the caller then asks for it)."""
+        if key not in self.planned:
+            return None
+        self.planned.discard(key)
+        if key in self.early:
+            return self.early.pop(key)
+        while self.alive:
+            try:
+                message = _receive(self.answers, timeout + 5.0)
+            except (OSError, EOFError, pickle.UnpicklingError, TimeoutError) as error:
+                self.close()
+                return (
+                    f"the process kept from the start of the session did not answer ({error or type(error).__name__})"
+                )
+            answered, answer = cast("tuple[str, T | str]", message)
+            if answered == key:
+                return answer
+            self.early[answered] = answer
+        return "the process kept from the start of the session has ended"
 
     def ask(self, key: str, timeout: float) -> T | str:
         """The job's result for ``key``, or why there is none (a sentence ending)."""
@@ -56,7 +97,11 @@ class Zygote(Generic[T]):
         if not self.alive:
             return
         self.alive = False
+        if self.planned:  # still working through a plan nobody will take from: stop it rather than wait
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
         for fd in (self.requests, self.answers):
+            _HELD.discard(fd)
             with contextlib.suppress(OSError):
                 os.close(fd)
         with contextlib.suppress(ChildProcessError):
@@ -73,28 +118,40 @@ def start(job: Callable[[str], T], timeout: float) -> Zygote[T] | None:
     pid = fork()
     if pid == 0:  # pragma: no cover - the zygote; coverage does not follow it
         try:
-            os.close(requests_write)
-            os.close(answers_read)
+            for fd in (requests_write, answers_read, *_HELD):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             _serve(requests_read, answers_write, job, timeout)
         finally:
             os._exit(0)
     os.close(requests_read)
     os.close(answers_write)
+    _HELD.update((requests_write, answers_read))
     return Zygote(pid, requests_write, answers_read)
 
 
 def _serve(requests: int, answers: int, job: Callable[[str], T], timeout: float) -> None:  # pragma: no cover
     while True:
         try:
-            key = _receive(requests, None)
-            assert isinstance(key, str)
+            message = _receive(requests, None)
         except (EOFError, OSError):
             return  # the session closed the pipe, or ended
-        try:
-            answer: T | str = run_forked(functools.partial(_quietly, job, key), timeout)
-        except ForkFailed as failure:
-            answer = f"the call from the start of the session {failure}"
-        _send(answers, answer)
+        if isinstance(message, list):  # a plan: every key's answer, in order, each sent with its key
+            for key in message:
+                try:
+                    _send(answers, (key, _answer(job, key, timeout)))
+                except OSError:
+                    return
+            continue
+        assert isinstance(message, str)
+        _send(answers, _answer(job, message, timeout))
+
+
+def _answer(job: Callable[[str], T], key: str, timeout: float) -> T | str:  # pragma: no cover - in the zygote
+    try:
+        return run_forked(functools.partial(_quietly, job, key), timeout)
+    except ForkFailed as failure:
+        return f"the call from the start of the session {failure}"
 
 
 def _quietly(job: Callable[[str], T], key: str) -> T:  # pragma: no cover - runs in the zygote's child

@@ -170,6 +170,7 @@ class AllocBudgetPlugin:
         self.measured_any = False
         self.freezer = Freezer()
         self.zygote: Zygote[dict[str, int] | str] | None = None  # the session kept from its start (zygote.py)
+        self.ahead: Zygote[dict[str, int] | str] | None = None  # another, making --alloc-from-start's calls ahead
         self.items: dict[str, pytest.Item] = {}
         self.loaded = False
         # What a full run needs to know to find stale entries (see stale.py).
@@ -292,6 +293,25 @@ class AllocBudgetPlugin:
 
             self.items = {item.nodeid: item for item in budgeted}
             self.zygote = start(self.call_from_start, timeout=120.0)  # before any test has run (zygote.py)
+            if from_start and not self.is_worker:
+                self.plan_from_start(budgeted)
+
+    def plan_from_start(self, budgeted: Sequence[pytest.Item]) -> None:
+        """--alloc-from-start: a second process kept from the start makes every test's call from the start, in the
+        order the session will run them, while the session runs them; each test then takes its answer instead of
+        waiting for a call made only once it has run.  On two cores that hides most of the calls' time.  Not in a
+        pytest-xdist worker, which learns its tests one batch at a time: there each test asks when it ends."""
+        from ..measuring.zygote import start
+
+        keys = []
+        for item in budgeted:
+            plan = item.stash.get(_plan_key, None)
+            if isinstance(plan, MarkerPlan) and plan.from_start and not self.isolates(plan):
+                keys.append(item.nodeid)
+        if keys:
+            self.ahead = start(self.call_from_start, timeout=120.0)
+            if self.ahead is not None:
+                self.ahead.plan(keys)
 
     def call_from_start(self, nodeid: str) -> dict[str, int] | str:
         """In a child of the zygote: set the test up, call it once to pay what a first call pays, then measure a
@@ -337,13 +357,16 @@ class AllocBudgetPlugin:
             return (yield)
         finally:
             self.freezer.release()
-            if self.zygote is not None:
-                self.zygote.close()
+            self.close_zygotes()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.freezer.release()  # a run that stopped before its test loop ended (an internal error in collection)
-        if self.zygote is not None:
-            self.zygote.close()
+        self.close_zygotes()
+
+    def close_zygotes(self) -> None:
+        for zygote in (self.zygote, self.ahead):
+            if zygote is not None:
+                zygote.close()
 
     # ----------------------------------------------------------------------------------------- one test
 
@@ -493,9 +516,11 @@ class AllocBudgetPlugin:
         its call here, as without the option."""
         from .session import Recorded
 
-        if self.zygote is None:
-            why = "this platform cannot fork a process" if self.child_path is None else "it runs in a fresh process"
-            answer: dict[str, int] | str = why
+        taken = None if self.ahead is None else self.ahead.take(item.nodeid, timeout=120.0)
+        if taken is not None:
+            answer: dict[str, int] | str = taken
+        elif self.zygote is None:
+            answer = "this platform cannot fork a process" if self.child_path is None else "it runs in a fresh process"
         else:
             answer = self.zygote.ask(item.nodeid, timeout=120.0)
         if not isinstance(answer, dict):

@@ -317,3 +317,14 @@ def test_a_test_that_cannot_be_called_from_the_start_is_judged_on_its_own_call_a
             "RuntimeError: set up elsewhere): test_setup.py::test_needs_the_session"
         ]
     )
+
+
+@needs_fork
+def test_from_start_in_xdist_workers_asks_for_each_test_as_it_ends(tester: pytest.Pytester, tmp_path) -> None:
+    tester.makepyfile(test_growing=FROM_START)
+    report = tmp_path / "report.json"
+    tester.runpytest_subprocess("-p", "xdist", "-n", "2", "--alloc-update").assert_outcomes(passed=61)
+    result = tester.runpytest_subprocess("-p", "xdist", "-n", "2", f"--alloc-json={report}")
+    result.assert_outcomes(passed=61)
+    [entry] = json.loads(report.read_text())["results"]
+    assert entry["from_start"] is True and entry["status"] == "passed"
