@@ -60,6 +60,7 @@ RESULT_SCHEMA = {
     "first_call": ("optional", ("map", INT)),
     "third_call": ("optional", ("map", INT)),
     "start_call": ("optional", ("map", INT)),
+    "from_start": bool,
 }
 SUMMARY_SCHEMA: dict[str, Any] = {
     "measured": INT,
@@ -70,6 +71,7 @@ SUMMARY_SCHEMA: dict[str, Any] = {
     "unstable": INT,
     "improved": INT,
     "passed_on_second_call": INT,
+    "judged_from_start": INT,
     "passed_from_the_start": INT,
     "stale": ("list", str),
     "pruned": ("list", str),
@@ -208,6 +210,7 @@ def test_json_report_of_an_update_and_a_check_run(
         "unstable": 0,
         "improved": 0,
         "passed_on_second_call": 0,
+        "judged_from_start": 0,
         "passed_from_the_start": 0,
         "stale": [],
         "pruned": [],
