@@ -328,3 +328,41 @@ def test_from_start_in_xdist_workers_asks_for_each_test_as_it_ends(tester: pytes
     result.assert_outcomes(passed=61)
     [entry] = json.loads(report.read_text())["results"]
     assert entry["from_start"] is True and entry["status"] == "passed"
+
+
+@needs_fork
+def test_from_start_names_a_test_whose_own_numbers_vary_unstable(
+    tester: pytest.Pytester, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every call from the start begins in one state; only what a test draws from outside it (threads' timing, the
+    # clock) makes two such calls differ.  Here a file outside it: the second call of the test made outside the
+    # session (the measured call of the first call from the start, after its unmeasured one) makes 64 strings more.
+    tester.makepyfile(
+        test_varies="""
+        import os
+        import pytest
+
+        SESSION = os.getpid()
+
+        @pytest.mark.alloc_budget(from_start=True)
+        def test_varies():
+            path = os.environ.get("VARY_FILE")
+            if path and os.getpid() != SESSION:
+                with open(path, "ab") as calls:
+                    calls.write(b"x")
+                if os.path.getsize(path) == 2:
+                    strings = [str(i) for i in range(1000, 1064)]
+        """
+    )
+    recording = tmp_path / "recording"
+    recording.write_bytes(b"xxxxxxxxxx")  # the same work on every call, and never the second: no strings more
+    monkeypatch.setenv("VARY_FILE", str(recording))
+    tester.runpytest("--alloc-update").assert_outcomes(passed=1)
+    monkeypatch.setenv("VARY_FILE", str(tmp_path / "calls"))
+    report = tmp_path / "report.json"
+    result = tester.runpytest(f"--alloc-json={report}")
+    result.assert_outcomes(passed=1)
+    [entry] = json.loads(report.read_text())["results"]
+    assert entry["status"] == "unstable" and entry["from_start"] is True
+    assert entry["metrics"]["allocations"]["measured"] > entry["third_call"]["allocations"]
+    result.stdout.fnmatch_lines(["1 unstable, not failed:*", "*test_varies.py::test_varies: allocations *"])
