@@ -280,6 +280,7 @@ class AllocBudgetPlugin:
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self.finished += 1
 
+    @pytest.hookimpl(trylast=True)  # after the project's own: a conftest may freeze the heap there (freezing.py)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         budgeted = [item for item in session.items if _plan_key in item.stash or _uses_regions(item)]
         if not budgeted:
@@ -359,9 +360,11 @@ class AllocBudgetPlugin:
             self.freezer.release()
             self.close_zygotes()
 
+    @pytest.hookimpl(trylast=True)  # the last of the run's hooks: nothing after it looks at the heap
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.freezer.release()  # a run that stopped before its test loop ended (an internal error in collection)
         self.close_zygotes()
+        self.freezer.restore()  # a heap the project froze itself goes back to frozen, which keeps the exit short
 
     def close_zygotes(self) -> None:
         for zygote in (self.zygote, self.ahead):

@@ -139,3 +139,40 @@ def test_nothing_is_frozen_once_the_last_test_has_run(tester: pytest.Pytester, x
     both = "sessionfinish True True\nterminal_summary True True\n"
     expected = {"seen-main.txt": both, **({"seen-gw0.txt": both} if xdist else {})}
     assert {path.name: path.read_text() for path in tester.path.glob("seen-*.txt")} == expected
+
+
+#: A project that freezes its heap itself once collection is done (to keep its own collections short), and records,
+#: after the last hook of the run, whether the heap is frozen: interpreter exit then skips what is frozen.
+FREEZING_CONFTEST = """
+import atexit
+import gc
+
+
+def pytest_collection_finish(session):
+    gc.freeze()
+
+
+def record():
+    with open("at-exit.txt", "w") as stream:
+        stream.write(str(gc.get_freeze_count() > 0))
+
+
+atexit.register(record)
+"""
+
+
+def test_a_heap_the_project_froze_is_frozen_again_when_the_run_ends(tester: pytest.Pytester) -> None:
+    tester.makeconftest(FREEZING_CONFTEST)
+    tester.makepyfile(
+        """
+        import gc
+        import pytest
+
+        @pytest.mark.alloc_budget
+        def test_measured():
+            assert gc.get_freeze_count() > 0
+        """
+    )
+    result = tester.runpytest_subprocess("--alloc-update")
+    result.assert_outcomes(passed=1)
+    assert (tester.path / "at-exit.txt").read_text() == "True"
