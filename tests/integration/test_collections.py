@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_allocbudget.measuring.freezing import SWEEP_GROWTH, SWEEP_MIN
+from pytest_allocbudget.measuring.freezing import SWEEP_GROWTH
 
-#: Each test keeps 2,000 lists alive for good (so the frozen objects grow, as a long run's reports do) and a
+#: Each test keeps 2,000 lists alive for good (so the frozen heap grows, as a long run's reports make it grow) and a
 #: self-referencing object alive until the next test drops it: garbage that only the collector can free, made
-#: garbage after it was frozen.  The conftest counts the cycles freed before the run ends (the plugin unfreezes
-#: everything when the test loop ends).
+#: garbage after it was frozen.  At the start of each test the conftest notes how many of those cycles were freed so
+#: far and how many objects are frozen (the plugin unfreezes everything when the test loop ends).
 CONFTEST = """
 import gc
 import weakref
 
 FREED = []
-COUNTS = {"last": 0}
+SEEN = []
 KEPT = []
 
 
@@ -26,19 +26,15 @@ class Cycle:
 
 
 def step(holder):
+    SEEN.append((len(FREED), gc.get_freeze_count()))
     KEPT.append([[] for _ in range(2000)])
     holder[:] = [Cycle()]
     weakref.finalize(holder[0], FREED.append, 1)
-    COUNTS["last"] = gc.get_freeze_count()
-
-
-def pytest_collection_finish(session):
-    COUNTS["after collection"] = gc.get_freeze_count()
 
 
 def pytest_sessionfinish(session):
-    with open("freed.txt", "w") as stream:
-        stream.write(f"{len(FREED)} {COUNTS['after collection']} {COUNTS['last']}")
+    with open("seen.txt", "w") as stream:
+        stream.write("\\n".join(f"{freed} {frozen}" for freed, frozen in SEEN))
 """
 
 TESTS = """
@@ -56,30 +52,27 @@ def test_cycle(n):
 """
 
 
-def _sweeps(count: int) -> list[int]:
-    """After which measured tests the plugin sweeps, by its rule: SWEEP_MIN tests, then growth by SWEEP_GROWTH."""
-    sweeps, last = [], 0
-    for measured in range(1, count + 1):
-        if measured - last >= max(SWEEP_MIN, last * SWEEP_GROWTH):
-            sweeps.append(measured)
-            last = measured
-    return sweeps
-
-
 def test_objects_left_by_measured_tests_are_frozen_and_their_garbage_is_swept(tester: pytest.Pytester) -> None:
     tester.makeconftest(CONFTEST)
     count = 250
-    sweeps = _sweeps(count)
-    assert len(sweeps) >= 2
     tester.makepyfile(test_cycles=TESTS.replace("{count}", str(count)))
     tester.syspathinsert()
     result = tester.runpytest_subprocess("--alloc-update", "-p", "no:randomly")
     result.assert_outcomes(passed=count)
-    freed, after_collection, last = map(int, (tester.path / "freed.txt").read_text().split())
+    seen = [tuple(map(int, line.split())) for line in (tester.path / "seen.txt").read_text().splitlines()]
+    assert len(seen) == count
     # What the measured tests left was frozen as they went: 2,000 lists a test.
-    assert last > after_collection + 2_000 * (count - 1)
-    # Each sweep freed the cycles dropped before it; those dropped after the last sweep wait for the end of the run.
-    assert freed == sweeps[-1] - 1
+    assert seen[-1][1] > seen[0][1] + 2_000 * (count - 1)
+    # A sweep, after a test, frees every cycle dropped while frozen: before test i (from 0), those of tests 0 to
+    # i - 2 (test i - 1 dropped the cycle of test i - 2).  Between sweeps nothing is freed, so the count of freed
+    # cycles is flat, then catches up.
+    sweeps = [i for i in range(1, count) if seen[i][0] != seen[i - 1][0]]
+    assert all(seen[i][0] == i - 1 for i in sweeps)
+    assert len(sweeps) >= 2
+    # Spaced by the heap's growth: what was frozen about doubled from one sweep to the next (SWEEP_GROWTH of the
+    # heap frozen since, counted as frozen, and a little of that dead by the sweep).
+    frozen = [seen[i][1] for i in sweeps]
+    assert all(later >= (1 + SWEEP_GROWTH * 0.5) * earlier for earlier, later in zip(frozen, frozen[1:]))
 
 
 #: Records, in each end-of-session hook, whether the collector can see the objects made before the run (frozen
