@@ -4,16 +4,18 @@ Run by hand (not part of the test suite), from the directory of a project whose 
 Python of a venv that has the plugin and the project installed:
 
     python /path/to/benchmarks/checkouts.py --checkout NAME=DIR [--checkout NAME=DIR ...] [--rounds 5] \\
-        -- [PYTEST ARGS ...]
+        [--plugin-option=OPTION ...] -- [PYTEST ARGS ...]
 
 Each checkout is a directory holding the package (a ``git worktree`` of another commit, its C extension built in
-place, for example by copying ``_counter*.so`` from a checkout whose C is the same).  It goes first on
+place, for example by copying ``_counter*.so`` from a checkout whose C is the same). It goes first on
 ``PYTHONPATH``, so ``import pytest_allocbudget`` and the pytest entry point load that copy rather than the one the
-venv installed; the script checks which copy each run imported.  Each round runs pytest once without the plugin
-(``-p no:allocbudget``) and once per checkout with the PYTEST ARGS (``--alloc-all --alloc-file=...`` for a suite
-budgeted that way), in an order that rotates from round to round, so that a drift of the machine's speed hits all
-alike.  It prints, as a Markdown table, each kind's medians (wall seconds, CPU seconds of the pytest process, user
-and system, and its peak RSS, from ``os.wait4``) and the time ratios to the median plain run.
+venv installed; the script checks which copy each run imported. Each round runs pytest once without the plugin (``-p
+no:allocbudget``) and once per checkout, every run with the PYTEST ARGS (the test paths and what the plain run needs
+as well), the checkouts' runs also with each ``--plugin-option`` (``--plugin-option=--alloc-all
+--plugin-option=--alloc-file=...`` for a suite budgeted that way: the plain run would reject them), in an order that
+rotates from round to round, so that a drift of the machine's speed hits all alike. It prints, as a Markdown table,
+each kind's medians (wall seconds, CPU seconds of the pytest process, user and system, and its peak RSS, from
+``os.wait4``) and the time ratios to the median plain run.
 """
 
 from __future__ import annotations
@@ -51,20 +53,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkout", action="append", required=True, help="NAME=DIR, a checkout to run (repeatable)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("pytest_args", nargs="*")
+    parser.add_argument(
+        "--plugin-option", action="append", default=[], help="an option for the checkouts' runs only (repeatable)"
+    )
+    parser.add_argument("pytest_args", nargs="*", help="arguments of every run, the plain one included")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         Path(temp, "allocbudget_where.py").write_text(WHERE, encoding="utf-8")
         where = Path(temp, "where.txt")
         base = [sys.executable, "-m", "pytest", "-q"]
         kinds: list[tuple[str, list[str], dict[str, str], Path | None]] = [
-            ("plain", [*base, "-p", "no:allocbudget"], dict(os.environ), None)
+            ("plain", [*base, "-p", "no:allocbudget", *args.pytest_args], dict(os.environ), None)
         ]
         for spec in args.checkout:
             name, _, directory = spec.partition("=")
             checkout = Path(directory).resolve()
             env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(checkout), temp]), "ALLOCBUDGET_WHERE": str(where)}
-            kinds.append((name, [*base, "-p", "allocbudget_where", *args.pytest_args], env, checkout))
+            kinds.append(
+                (name, [*base, "-p", "allocbudget_where", *args.pytest_args, *args.plugin_option], env, checkout)
+            )
         runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _, _ in kinds}
         for round_ in range(args.rounds):
             shift = round_ % len(kinds)
