@@ -75,11 +75,11 @@ def main() -> None:
         runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _, _ in kinds}
         for round_ in range(args.rounds):
             shift = round_ % len(kinds)
-            for name, command, env, checkout in kinds[shift:] + kinds[:shift]:
+            for name, command, env, imported in kinds[shift:] + kinds[:shift]:
                 where.unlink(missing_ok=True)
                 runs[name].append(measure(command, env))
-                if checkout is not None and Path(where.read_text()) != checkout:
-                    raise SystemExit(f"{name}: imported pytest_allocbudget from {where.read_text()}, not {checkout}")
+                if imported is not None and Path(where.read_text()) != imported:
+                    raise SystemExit(f"{name}: imported pytest_allocbudget from {where.read_text()}, not {imported}")
         plain_wall = statistics.median(run[0] for run in runs["plain"])
         plain_cpu = statistics.median(run[1] for run in runs["plain"])
         print(f"| run ({args.rounds} rounds, medians) | wall s | CPU s | peak RSS MB | wall / plain | CPU / plain |")
