@@ -30,18 +30,12 @@ def test_a_heap_the_project_froze_is_frozen_again_by_restore() -> None:
     assert gc.get_freeze_count() > 0
 
 
+@pytest.mark.parametrize("frozen_at_start", [False, True], ids=["nothing", "some"])
 @pytest.mark.usefixtures("thawed")
-def test_restore_freezes_nothing_when_only_the_plugin_froze() -> None:
-    freezer = Freezer()
-    freezer.freeze()
-    freezer.release()
-    freezer.restore()
-    assert gc.get_freeze_count() == 0
-
-
-@pytest.mark.usefixtures("thawed")
-def test_what_was_frozen_before_the_plugin_started_is_not_the_project_freezing() -> None:
-    gc.freeze()  # as CPython 3.12 starts, with objects frozen already
+def test_restore_freezes_nothing_when_only_the_plugin_froze(frozen_at_start: bool) -> None:
+    """What was frozen before the plugin started (CPython 3.12 starts so) is not the project freezing."""
+    if frozen_at_start:
+        gc.freeze()
     freezer = Freezer()
     freezer.freeze()
     freezer.release()
