@@ -16,8 +16,8 @@ what was made since the previous freeze, and never the frozen ones); the heap is
 garbage waiting for a sweep is then at most that share of the heap, and the sweeps' total cost in proportion to
 the objects the run made.  Spacing them by measured tests instead (after 100, then each time the tests doubled)
 cost a sweep of the whole heap every so many tests, however little the tests left: in a check run of 7,264 small
-tests whose conftest had frozen a heap of 336,000 objects itself, 7 sweeps of 336,000 to 479,000 objects, 1.65 s
-in all, where spacing by growth made 1 sweep of 419,000 objects, 0.27 s.
+tests whose conftest had frozen the heap itself, 7 sweeps of 336,000 to 479,000 objects (the plugin's frozen
+heap at each), 1.65 s in all, where spacing by growth made 1 sweep of 419,000 objects, 0.27 s.
 
 Frozen objects are also invisible to ``gc.get_referrers()``, so everything is unfrozen as soon as the last test has
 run (:meth:`Freezer.release`).  ``gc.unfreeze()`` cannot tell the plugin's objects from anyone else's, so that also
